@@ -1,0 +1,42 @@
+# raftkv developer commands. Every target sets up .venv itself.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+SEED ?=
+SEEDS ?= 200
+NODES ?= 3
+
+.PHONY: all venv run test lint sim bench-storage bench clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m raftkv.devcluster --nodes $(NODES)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check raftkv tests jepsen examples
+	$(BIN)/ruff format --check raftkv tests jepsen examples
+
+# Deterministic Raft simulation: `make sim SEED=1234` replays one seed,
+# `make sim SEEDS=100000` runs a campaign and exits non-zero on any violation.
+sim: $(STAMP)
+	$(BIN)/python -m raftkv.sim $(if $(SEED),--seed $(SEED),--seeds $(SEEDS))
+
+bench-storage: $(STAMP)
+	$(BIN)/python -m raftkv.storage.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
