@@ -124,6 +124,8 @@ class MemoryStorage:
             return self.snap
         snap = Snapshot(SnapshotMeta(index, self.term(index), conf_state), data)
         self.snap = snap
+        # A restart resumes from this snapshot, so its membership is the starting one.
+        self.conf_state = conf_state
         return snap
 
     def compact(self, index: int) -> None:
