@@ -9,6 +9,8 @@ import lmdb
 import pytest
 
 from raftkv.storage.env import MiB, open_env
+from raftkv.storage.mvcc import MvccStore
+from tests.storage.helpers import Driver
 
 
 @pytest.fixture
@@ -21,3 +23,13 @@ def env(env_path: Path) -> Iterator[lmdb.Environment]:
     e = open_env(env_path, map_size=256 * MiB)
     yield e
     e.close()
+
+
+@pytest.fixture
+def store(env: lmdb.Environment) -> MvccStore:
+    return MvccStore(env, quota_bytes=64 * MiB)
+
+
+@pytest.fixture
+def drv(store: MvccStore) -> Driver:
+    return Driver(store)
