@@ -113,7 +113,7 @@ class MvccStore:
         batch whose growing writes were all refused.
         """
         with self._lock:
-            nospace = self._map_size - env_size(self._env) < self._reserve
+            nospace = self._map_nearly_full()
             if nospace:
                 log.warning("lmdb map nearly full: refusing growing writes", batch=len(batch))
             try:
@@ -126,6 +126,24 @@ class MvccStore:
                 return self._apply(batch, conf_state, True)
             except lmdb.MapFullError:
                 raise StorageFullError("LMDB map is full") from None
+
+    def _map_nearly_full(self) -> bool:
+        """Whether growing writes could push LMDB's map into MapFullError.
+
+        The cheap test is the file's high-water mark. LMDB never lowers it, so once it
+        is within the reserve of the map's end, growing writes are still safe only if
+        they can reuse free pages: enough must be free, and no reader may be pinning
+        the pages freed since it started (LMDB cannot reuse those, so every write
+        would extend the file). This is a local safety net, not the quota: the quota
+        is the deterministic logical size, checked per command.
+        """
+        env = self._env
+        if self._map_size - env_size(env) >= self._reserve:
+            return False
+        env.reader_check()  # clear slots of dead reader processes
+        if _old_readers(env):
+            return True
+        return self._map_size - self.db_size_in_use() < self._reserve
 
     def _apply(
         self, batch: Sequence[tuple[int, bytes]], conf_state: bytes | None, nospace: bool
@@ -310,18 +328,32 @@ class MvccStore:
     def restore(self, chunks: Iterable[bytes]) -> None:
         """Atomically replace the whole state machine with a snapshot stream.
 
-        One write transaction: on a truncated or corrupt stream (SnapshotError) nothing
-        changes. Afterwards applied_index() is the snapshot's index.
+        One write transaction: on a truncated or corrupt stream (SnapshotError) or a
+        snapshot too big for the map (StorageFullError) nothing changes. Afterwards
+        applied_index() is the snapshot's index.
         """
         with self._lock:
             txn = self._env.begin(write=True)
             try:
                 restore_into(txn, self._dbs, chunks)
                 txn.commit()
+            except lmdb.MapFullError:
+                txn.abort()
+                raise StorageFullError("snapshot does not fit in the LMDB map") from None
             except BaseException:
                 txn.abort()
                 raise
             self._load()
+
+
+def _old_readers(env: lmdb.Environment) -> bool:
+    """Is any read transaction older than the last commit (pinning freed pages)?"""
+    last = env.info()["last_txnid"]
+    for line in env.readers().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) == 3 and fields[2].isdigit() and int(fields[2]) < last:
+            return True
+    return False
 
 
 def _pages(stat: dict[str, int]) -> int:

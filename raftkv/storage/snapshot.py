@@ -163,6 +163,17 @@ def restore_into(txn: lmdb.Transaction, dbs: Dbs, chunks: Iterable[bytes]) -> Sn
     Raises SnapshotError if the stream is truncated, corrupted or of an unknown
     format; the caller aborts the transaction then, so nothing changes.
     """
+    try:
+        return _restore(txn, dbs, chunks)
+    except SnapshotError:
+        raise
+    except (msgpack.UnpackException, ValueError, TypeError, KeyError, IndexError) as e:
+        raise SnapshotError(f"malformed snapshot: {e!r}") from e
+    except lmdb.BadValsizeError as e:
+        raise SnapshotError(f"malformed snapshot record: {e!r}") from e
+
+
+def _restore(txn: lmdb.Transaction, dbs: Dbs, chunks: Iterable[bytes]) -> SnapshotHeader:
     handles = dbs.by_name()
     for db in handles.values():
         txn.drop(db, delete=False)
