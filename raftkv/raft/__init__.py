@@ -17,7 +17,24 @@ from raftkv.raft.messages import (
 from raftkv.raft.storage import LogStorage, MemoryStorage
 
 __all__ = [
-    "Config", "ConfChange", "ConfChangeType", "ConfState", "Entry", "EntryType",
-    "HardState", "LogStorage", "MemoryStorage", "Message", "MessageType", "ProposalDropped",
-    "Raft", "ReadState", "Ready", "Role", "Snapshot", "SnapshotMeta", "SoftState", "bootstrap",
+    "Config",
+    "ConfChange",
+    "ConfChangeType",
+    "ConfState",
+    "Entry",
+    "EntryType",
+    "HardState",
+    "LogStorage",
+    "MemoryStorage",
+    "Message",
+    "MessageType",
+    "ProposalDropped",
+    "Raft",
+    "ReadState",
+    "Ready",
+    "Role",
+    "Snapshot",
+    "SnapshotMeta",
+    "SoftState",
+    "bootstrap",
 ]

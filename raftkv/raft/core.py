@@ -384,6 +384,7 @@ class Raft:
         # ReadIndex know the commit index is current (dissertation 6.4).
         self._append_entries([Entry(0, 0)])
         self.stats.elections += 1
+        self._bcast_append()
 
     def _promotable(self) -> bool:
         return self.id in self.conf.voters
@@ -485,9 +486,7 @@ class Raft:
             or (m.type == MT.PRE_VOTE and m.term > self.term)
             or ("double_vote" in self.bugs and m.type == MT.VOTE)
         )
-        up_to_date = "vote_no_log_check" in self.bugs or self.log.is_up_to_date(
-            m.index, m.log_term
-        )
+        up_to_date = "vote_no_log_check" in self.bugs or self.log.is_up_to_date(m.index, m.log_term)
         resp = MT.VOTE_RESP if m.type == MT.VOTE else MT.PRE_VOTE_RESP
         if can_vote and up_to_date:
             # Reply in the candidate's term: for a pre-vote that is the future term,
@@ -623,9 +622,7 @@ class Raft:
 
     def _append_entries(self, ents: list[Entry]) -> None:
         li = self.log.last_index()
-        stamped = [
-            Entry(self.term, li + 1 + i, e.type, e.data) for i, e in enumerate(ents)
-        ]
+        stamped = [Entry(self.term, li + 1 + i, e.type, e.data) for i, e in enumerate(ents)]
         self.log.append(stamped)
         # The leader's own match advances in advance(), once these are persisted.
 
@@ -746,7 +743,9 @@ class Raft:
         self._start_read_round(m, ctx)
 
     def _start_read_round(self, m: Message, ctx: bytes) -> None:
-        self.read_only.add_request(self.log.committed, Message(MT.READ_INDEX, frm=m.frm, context=ctx))
+        self.read_only.add_request(
+            self.log.committed, Message(MT.READ_INDEX, frm=m.frm, context=ctx)
+        )
         self.read_only.recv_ack(self.id, ctx)
         self._bcast_heartbeat(ctx)
 
@@ -767,7 +766,9 @@ class Raft:
             self.read_states.append(ReadState(index, ctx))
         else:
             self._send(
-                Message(MT.READ_INDEX_RESP, to=req.frm, index=index, entries=(Entry(0, 0, data=ctx),))
+                Message(
+                    MT.READ_INDEX_RESP, to=req.frm, index=index, entries=(Entry(0, 0, data=ctx),)
+                )
             )
 
     def _leader_transfer(self, transferee: int) -> None:
@@ -862,9 +863,10 @@ class Raft:
             return
         if self.lead_transferee != NONE and self.lead_transferee not in self.conf.voters:
             self.lead_transferee = NONE
-        # Fewer voters can mean a smaller quorum: entries may now be committed.
-        if self._maybe_commit():
-            self._bcast_append()
+        # Fewer voters can mean a smaller quorum: entries may now be committed; and
+        # a new member should hear from us now, not at the next heartbeat.
+        self._maybe_commit()
+        self._bcast_append()
 
     # ======================================================================
     # Output

@@ -1,5 +1,5 @@
 """Deterministic simulation of whole Raft clusters (see cluster.py)."""
 
-from raftkv.sim.cluster import SimConfig, Simulation, SimResult, Violation, run_seed
+from raftkv.sim.cluster import SimConfig, SimResult, Simulation, Violation, run_seed
 
 __all__ = ["SimConfig", "SimResult", "Simulation", "Violation", "run_seed"]

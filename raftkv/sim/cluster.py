@@ -19,9 +19,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from raftkv.raft import (
-    Config,
     ConfChange,
     ConfChangeType,
+    Config,
     Entry,
     EntryType,
     MemoryStorage,
@@ -61,6 +61,10 @@ class SimConfig:
     snapshot_keep: int = 4
     election_tick: int = 10
     op_timeout_ticks: int = 40
+    # "mixed": every fault at moderate rates. "leader-churn": one-entry messages, a
+    # window of one, lossy links and frequent kills of leaders whose tail is not yet
+    # committed -- the designated nemesis for commit-rule bugs (Figure 8).
+    profile: str = "mixed"
 
 
 @dataclass
@@ -94,6 +98,8 @@ class SimNode:
         self.read_points: list[tuple[int, bytes]] = []
         self.last_role = Role.FOLLOWER
         self.last_commit = 0
+        self.paused_until = 0  # SIGSTOP: no ticks, no messages until this unit
+        self.clock_skip = 0.0  # slow clock: probability a tick is missed
 
     @property
     def up(self) -> bool:
@@ -146,12 +152,16 @@ class Network:
             at = now + self.rng.randint(*self.delay)
             heapq.heappush(self.queue, (at, self.seq, m))
 
-    def due(self, now: int) -> list[Message]:
-        out = []
+    def due(self, now: int, paused: set[int]) -> list[Message]:
+        out, held = [], []
         while self.queue and self.queue[0][0] <= now:
-            _, _, m = heapq.heappop(self.queue)
-            if (m.frm, m.to) not in self.blocked:
+            at, seq, m = heapq.heappop(self.queue)
+            if m.to in paused:
+                held.append((at, seq, m))  # sits in the socket buffer until resumed
+            elif (m.frm, m.to) not in self.blocked:
                 out.append(m)
+        for item in held:
+            heapq.heappush(self.queue, (now + 1, item[1], item[2]))
         return out
 
     def heal(self) -> None:
@@ -177,11 +187,23 @@ class Simulation:
         self.next_value = 1
         self.leaders: dict[int, int] = {}  # term -> leader id (election safety)
         self.committed_log: dict[int, tuple[int, bytes]] = {}  # index -> (term, data)
+        # index -> an upper bound on the term in which it was committed: the term of
+        # the first node seen with a commit index covering it. (A node learns commit
+        # only from a leader of its term or earlier, so this bound is sound.)
+        self.commit_term: dict[int, int] = {}
+        self.commit_term_high = 0
         self.pending_removal: set[int] = set()
         # Flow-control settings vary by seed: tiny messages (one entry each) reach
         # interleavings, like Figure 8's, that big batches hide.
         self.max_msg_bytes = self.rng.choice([1, 64, 2048, 1 << 20])
         self.max_inflight = self.rng.choice([1, 4, 64])
+        self.fresh_leader_kill_p = 0.004
+        if cfg.profile == "leader-churn":
+            self.max_msg_bytes, self.max_inflight = 1, 1
+            self.fresh_leader_kill_p = 0.03
+            self.net.drop_p = 0.1
+        elif cfg.profile != "mixed":
+            raise ValueError(f"unknown simulation profile {cfg.profile!r}")
         ids = list(range(1, cfg.nodes + 1))
         entries, hs, cs = bootstrap(ids)
         for nid in ids:
@@ -245,6 +267,9 @@ class Simulation:
     def up_nodes(self) -> list[SimNode]:
         return [n for n in self.nodes.values() if n.up]
 
+    def running_nodes(self) -> list[SimNode]:
+        return [n for n in self.nodes.values() if n.up and n.paused_until <= self.now]
+
     def leader(self) -> SimNode | None:
         best = None
         for n in self.up_nodes():
@@ -304,7 +329,9 @@ class Simulation:
     def _check_durable_before_send(self, n: SimNode, m: Message) -> None:
         hs = n.storage.hard_state
         if m.term and m.term > hs.term and m.type not in (MT.PRE_VOTE, MT.PRE_VOTE_RESP):
-            self._fail("durability", f"n{n.id} sent {m.type.name} at term {m.term} > durable {hs.term}")
+            self._fail(
+                "durability", f"n{n.id} sent {m.type.name} at term {m.term} > durable {hs.term}"
+            )
         # A vote promised in the durable term must be the durable vote. (A vote sent
         # in an older term is harmless: the node can never vote in that term again.)
         granted = m.type == MT.VOTE_RESP and not m.reject
@@ -379,16 +406,27 @@ class Simulation:
                     self._log(f"n{n.id} became leader term {core.term}")
                     self._check_leader_completeness(n)
             n.last_role = core.role
+            while self.commit_term_high < core.log.committed:
+                self.commit_term_high += 1
+                self.commit_term[self.commit_term_high] = core.term
             if core.log.committed < n.last_commit:
-                self._fail("commit regression", f"n{n.id} commit {n.last_commit}->{core.log.committed}")
+                self._fail(
+                    "commit regression", f"n{n.id} commit {n.last_commit}->{core.log.committed}"
+                )
             n.last_commit = core.log.committed
         if full:
             self._check_log_matching()
 
     def _check_leader_completeness(self, n: SimNode) -> None:
-        log = n.core.log  # type: ignore[union-attr]
+        core = n.core
+        assert core is not None
+        log = core.log
         first = log.first_index()
         for idx, (term, _) in self.committed_log.items():
+            # Only entries committed in an earlier term bind this leader (a leader of
+            # a stale term, e.g. one resumed from a pause, may lack newer commits).
+            if self.commit_term.get(idx, core.term) >= core.term:
+                continue
             if idx >= first and log.term(idx) != term:
                 self._fail(
                     "leader completeness",
@@ -405,7 +443,9 @@ class Simulation:
                 key = (e.index, e.term)
                 prev = seen.setdefault(key, e.data)
                 if prev != e.data:
-                    self._fail("log matching", f"two different entries at index {e.index} term {e.term}")
+                    self._fail(
+                        "log matching", f"two different entries at index {e.index} term {e.term}"
+                    )
 
     # ------------------------------------------------------------------ faults
     def _inject_faults(self) -> None:
@@ -414,14 +454,18 @@ class Simulation:
         members = [n for n in self.nodes.values() if not n.retired]
         if r() < 0.012 and up:
             self._crash(self.rng.choice(up), "nemesis")
-        leader = self.leader()
-        if leader is not None and r() < 0.03:
-            # Kill a leader soon after its election, before its no-op commits: the
-            # window in which Figure 8 (counting old-term replicas) bites.
-            assert leader.core is not None
-            if leader.core.log.committed < leader.core.log.last_index():
-                self.result.faults["crash_new_leader"] += 1
-                self._crash(leader, "leader with uncommitted tail")
+        running = self.running_nodes()
+        if running and r() < 0.015:
+            # SIGSTOP: a paused leader wakes up still believing it leads.
+            leader = self.leader()
+            n = leader if leader is not None and r() < 0.5 else self.rng.choice(running)
+            n.paused_until = self.now + self.rng.randint(5, 40) * UNITS_PER_TICK
+            self.result.faults["pause"] += 1
+            self._log(f"pause n{n.id} until t={n.paused_until / UNITS_PER_TICK:.0f}")
+        if running and r() < 0.01:
+            n = self.rng.choice(running)
+            n.clock_skip = self.rng.choice([0.0, 0.1, 0.3])
+            self.result.faults["clock drift"] += 1
         down = [n for n in members if not n.up]
         if down and r() < 0.06:
             n = self.rng.choice(down)
@@ -525,7 +569,7 @@ class Simulation:
 
     # ------------------------------------------------------------------ clients
     def _client_ops(self) -> None:
-        up = self.up_nodes()
+        up = self.running_nodes()
         for c in sorted(self.client_busy):
             if self.client_busy[c] is not None or not up or self.rng.random() < 0.5:
                 continue
@@ -565,22 +609,38 @@ class Simulation:
                     self._finish(table.pop(key), status, None)
 
     # ------------------------------------------------------------------ run
+    def _kill_fresh_leader(self) -> None:
+        """Kill a leader whose tail is uncommitted (typically just after its
+        election, before its no-op commits): the window in which Figure 8 (counting
+        old-term replicas) bites. Checked every unit, not only at tick boundaries."""
+        leader = self.leader()
+        if leader is None or self.rng.random() >= self.fresh_leader_kill_p:
+            return
+        log = leader.core.log  # type: ignore[union-attr]
+        if log.committed < log.last_index():
+            self.result.faults["crash_new_leader"] += 1
+            self._crash(leader, "leader with uncommitted tail")
+
     def _unit(self, faults: bool, clients: bool) -> None:
+        if faults:
+            self._kill_fresh_leader()
         if self.now % UNITS_PER_TICK == 0:
             if faults:
                 self._inject_faults()
-            for n in self.up_nodes():
-                n.core.tick()  # type: ignore[union-attr]
+            for n in self.running_nodes():
+                if not n.clock_skip or self.rng.random() >= n.clock_skip:
+                    n.core.tick()  # type: ignore[union-attr]
             if clients:
                 self._client_ops()
             self._expire_ops()
             self._retire_removed()
-        for m in self.net.due(self.now):
+        paused = {n.id for n in self.up_nodes() if n.paused_until > self.now}
+        for m in self.net.due(self.now, paused):
             n = self.nodes.get(m.to)
             if n is None or not n.up:
                 continue
             n.core.step(m)  # type: ignore[union-attr]
-        for n in self.up_nodes():
+        for n in self.running_nodes():
             self._process_ready(n, may_crash=faults)
         full = self.now % (5 * UNITS_PER_TICK) == 0
         self._check_step(full)
@@ -602,6 +662,8 @@ class Simulation:
     def _heal_and_check_liveness(self) -> None:
         self.net.heal()
         for n in self.nodes.values():
+            n.paused_until = 0
+            n.clock_skip = 0.0
             if not n.retired and not n.up:
                 self._start(n)
                 self._log(f"restart n{n.id} (heal)")
@@ -624,9 +686,7 @@ class Simulation:
                 except ProposalDropped:
                     probe = None
                     continue
-            probe_index = next(
-                (i for i, (_, d) in self.committed_log.items() if d == probe), None
-            )
+            probe_index = next((i for i, (_, d) in self.committed_log.items() if d == probe), None)
             if probe_index is None:
                 continue
             if all(self.nodes[m].up and self.nodes[m].applied >= probe_index for m in members):
@@ -655,7 +715,14 @@ class Simulation:
             self._fail("linearizability", "; ".join(problems[:3]))
 
 
-def run_seed(seed: int, nodes: int | None = None, bugs: frozenset[str] = frozenset()) -> SimResult:
-    """Run one seed. Cluster size alternates 3/5 by seed unless given."""
+def run_seed(
+    seed: int,
+    nodes: int | None = None,
+    bugs: frozenset[str] = frozenset(),
+    profile: str | None = None,
+) -> SimResult:
+    """Run one seed. Unless given, the cluster size alternates 3/5 by seed and every
+    fourth seed uses the leader-churn profile, so a campaign covers both."""
     n = nodes if nodes is not None else (3 if seed % 2 == 0 else 5)
-    return Simulation(SimConfig(seed=seed, nodes=n, bugs=bugs)).run()
+    prof = profile if profile is not None else ("leader-churn" if seed % 4 == 3 else "mixed")
+    return Simulation(SimConfig(seed=seed, nodes=n, bugs=bugs, profile=prof, clients=4)).run()
