@@ -46,6 +46,10 @@ class Violation(Exception):
         self.seed = seed
         self.trace = trace
 
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        # Campaigns run seeds in worker processes: a violation must cross back.
+        return (Violation, (self.kind, self.detail, self.seed, self.trace))
+
 
 @dataclass
 class SimConfig:
