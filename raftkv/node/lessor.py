@@ -1,0 +1,82 @@
+"""Leader-side lease expiry clocks.
+
+Lease state (ids, TTLs, attached keys) is replicated in the MVCC store; the clocks
+are not, because wall time is not deterministic. Only the leader runs them: when a
+node becomes leader it gives every lease a fresh full TTL (a lease can only live
+longer than asked across a leader change, never shorter, as in etcd), and an expired
+lease is revoked by proposing LeaseRevoke through Raft.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from raftkv.storage.results import LeaseInfo
+
+
+def min_ttl(election_tick: int, tick_seconds: float) -> int:
+    """1.5 x the longest randomized election timeout (2 x election_tick), rounded up.
+
+    With 10 ticks of 100 ms that is 1.5 x 2 s = 3 s: a lease must outlive the time a
+    new leader may need to be elected, or it could expire during a failover.
+    """
+    return math.ceil(1.5 * 2 * election_tick * tick_seconds)
+
+
+class Lessor:
+    def __init__(self, minimum_ttl: int) -> None:
+        self.min_ttl = minimum_ttl
+        self.deadlines: dict[int, float] = {}
+        self.ttls: dict[int, int] = {}
+        self.revoking: dict[int, float] = {}
+
+    def effective_ttl(self, ttl: int) -> int:
+        return max(ttl, self.min_ttl)
+
+    def promote(self, leases: list[LeaseInfo]) -> None:
+        now = time.monotonic()
+        self.deadlines.clear()
+        self.revoking.clear()
+        for info in leases:
+            ttl = self.effective_ttl(info.ttl)
+            self.ttls[info.id] = ttl
+            self.deadlines[info.id] = now + ttl
+
+    def demote(self) -> None:
+        self.deadlines.clear()
+        self.revoking.clear()
+
+    def granted(self, lease_id: int, ttl: int, leader: bool) -> None:
+        self.ttls[lease_id] = ttl
+        if leader:
+            self.deadlines[lease_id] = time.monotonic() + self.effective_ttl(ttl)
+
+    def revoked(self, lease_id: int) -> None:
+        self.deadlines.pop(lease_id, None)
+        self.ttls.pop(lease_id, None)
+        self.revoking.pop(lease_id, None)
+
+    def keepalive(self, lease_id: int) -> int | None:
+        """Renew on the leader; the TTL granted, or None if the lease is unknown."""
+        if lease_id not in self.deadlines:
+            return None
+        ttl = self.effective_ttl(self.ttls.get(lease_id, self.min_ttl))
+        self.deadlines[lease_id] = time.monotonic() + ttl
+        return ttl
+
+    def remaining(self, lease_id: int) -> int | None:
+        d = self.deadlines.get(lease_id)
+        if d is None:
+            return None
+        return max(0, math.ceil(d - time.monotonic()))
+
+    def expired(self) -> list[int]:
+        """Expired leases not already being revoked (retried after 3 s if lost)."""
+        now = time.monotonic()
+        out = []
+        for lid, d in self.deadlines.items():
+            if d <= now and now - self.revoking.get(lid, -1e9) > 3.0:
+                self.revoking[lid] = now
+                out.append(lid)
+        return out
