@@ -96,8 +96,11 @@ class Node:
             entries, hs, _ = bootstrap([m.id for m in self.members])
             self.logstore.save(hs, entries)
             save_members(cfg.data_dir, self.members)
-        hs = self.logstore.hard_state()
-        applied = min(self.mvcc.applied_index(), hs.commit)
+        # Replay from the last snapshot, not from the state machine's applied index:
+        # the core learns membership (conf-change entries) only by applying them, and
+        # the log store's initial conf state is the one of its last snapshot. Entries
+        # the MvccStore already has are skipped by it, so the replay is idempotent.
+        applied = self.logstore.snapshot().meta.index
         self.raft = Raft(
             Config(
                 id=self.id,
@@ -109,9 +112,6 @@ class Node:
             random.Random(int.from_bytes(os.urandom(8), "big")),
         )
         self.conf_state = self.logstore.conf_state()
-        raw_cs = self.mvcc.conf_state()
-        if raw_cs:
-            self.conf_state = scodec.decode_conf_state(raw_cs)
         self.client_urls: dict[int, str] = {self.id: cfg.client_url}
         self.lessor = Lessor(min_ttl(cfg.election_tick, cfg.tick_seconds))
         self.hub = WatchHub()
