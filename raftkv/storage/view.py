@@ -178,8 +178,10 @@ class View:
             refs = refs[: limit + 1]  # one extra tells whether there is more
         get = self.txn.get
         hist = self.dbs.hist
-        keys_only = r.keys_only
-        kvs = [decode_kv(ref, get(ref, db=hist), keys_only) for _k, ref in refs]
+        # etcd sorts before it drops values for keys_only, so a sort by value needs them.
+        sort_values = order != SortOrder.NONE and r.sort_target == ST.VALUE
+        skip_values = r.keys_only and not sort_values
+        kvs = [decode_kv(ref, get(ref, db=hist), skip_values) for _k, ref in refs]
         if filtered:
             kvs = [kv for kv in kvs if _passes(r, kv)]
         if order != SortOrder.NONE and not _key_ascending(r, order):
@@ -188,6 +190,8 @@ class View:
         if limit > 0 and len(kvs) > limit:
             del kvs[limit:]
             more = True
+        if r.keys_only and not skip_values:
+            kvs = [kv._replace(value=b"") for kv in kvs]
         return RangeResponse(self.current, kvs, count, more)
 
     # --- compares -------------------------------------------------------------------------
@@ -215,7 +219,9 @@ class View:
         """Changes at revisions >= start_revision to keys in the range, in order.
 
         With `limit` the scan stops at a revision boundary once at least `limit` events
-        were collected (a txn's events are never split across pages).
+        were collected (a txn's events are never split across pages). With `prev_kv`,
+        events at exactly the compact revision have none: compaction dropped the older
+        value (etcd, which reads it at revision - 1, omits it there too).
         """
         if self.compact_rev and start_revision < self.compact_rev:
             raise RevisionCompactedError()
