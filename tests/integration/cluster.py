@@ -122,11 +122,11 @@ class Cluster:
         name: str,
         method: str,
         path: str,
-        body: bytes | str | dict[str, Any] | None = None,
+        body: bytes | str | dict[str, Any] | list[Any] | None = None,
         headers: dict[str, str] | None = None,
         timeout: float = 10,
     ) -> Reply:
-        if isinstance(body, dict):
+        if isinstance(body, dict | list):
             body = json.dumps(body)
         if isinstance(body, str):
             body = body.encode()
