@@ -34,6 +34,7 @@ def open_env(
     max_dbs: int = DEFAULT_MAX_DBS,
     readonly: bool = False,
     max_readers: int = 126,
+    sync: bool = True,
 ) -> lmdb.Environment:
     """Open (creating if needed) the node's LMDB environment at directory `path`.
 
@@ -52,8 +53,8 @@ def open_env(
         map_size=map_size,
         subdir=True,
         readonly=readonly,
-        metasync=True,
-        sync=True,
+        metasync=sync,
+        sync=sync,
         map_async=False,
         writemap=False,
         readahead=False,

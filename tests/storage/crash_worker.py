@@ -13,8 +13,22 @@ import random
 import sys
 
 from raftkv.raft.messages import Entry, HardState
+from raftkv.storage.commands import (
+    Command,
+    Compact,
+    Compare,
+    CompareResult,
+    CompareTarget,
+    DeleteRange,
+    LeaseGrant,
+    LeaseRevoke,
+    Put,
+    Txn,
+    prefix_end,
+)
 from raftkv.storage.env import MiB, open_env
 from raftkv.storage.logstore import LogStore
+from raftkv.storage.mvcc import MvccStore
 
 MAP_SIZE = 256 * MiB
 
@@ -46,10 +60,57 @@ def run_log(path: str, seed: int) -> None:
         print(end, flush=True)
 
 
+def mvcc_batch(b: int, revision: int) -> list[Command]:
+    """The commands of batch number `b`: a pure function of b and of the revision the
+    store reached (itself a function of the batches before b). The batch's length
+    depends on b alone, so a restarted worker can find the batch boundaries."""
+    n = 1 + (b * 7) % 40
+    cmds: list[Command] = [
+        Put(b"k/%03d" % ((b * 31 + j) % 200), b"%d:%d" % (b, j) * (1 + j % 9), lease=b % 4 + 1)
+        if j % 3 == 0 and b % 4 == 1
+        else Put(b"k/%03d" % ((b * 31 + j) % 200), b"%d:%d" % (b, j) * (1 + j % 9))
+        for j in range(n)
+    ]
+    if b % 4 == 0:
+        cmds.insert(0, LeaseGrant(60, b % 16 // 4 + 1))  # ids 1..4, regranted after revoke
+    if b % 16 == 15:
+        cmds.append(LeaseRevoke(b % 16 // 4 + 1))
+    if b % 5 == 4:
+        cmds.append(DeleteRange(b"k/%d" % (b % 10), prefix_end(b"k/%d" % (b % 10))))
+    if b % 7 == 6:
+        cmp = Compare(b"k/000", CompareTarget.VERSION, CompareResult.GREATER, 1)
+        cmds.append(Txn((cmp,), (Put(b"t/a", b"%d" % b), Put(b"t/b", b"%d" % b)), ()))
+    if b % 25 == 24:
+        cmds.append(Compact(max(2, revision - 20)))  # may fail early on: still an entry
+    return cmds
+
+
+def run_mvcc(path: str, seed: int) -> None:
+    env = open_env(path, map_size=MAP_SIZE)
+    store = MvccStore(env, quota_bytes=64 * MiB)
+    b = 0
+    index = 0
+    # Find where the previous (killed) incarnation stopped: replay batch boundaries.
+    while index < store.applied_index():
+        index += len(mvcc_batch(b, 0))
+        b += 1
+    if index != store.applied_index():
+        raise SystemExit(f"applied index {store.applied_index()} is inside batch {b - 1}")
+    while True:
+        cmds = mvcc_batch(b, store.current_revision())
+        entries = [(index + 1 + i, c.encode()) for i, c in enumerate(cmds)]
+        store.apply(entries)
+        index += len(cmds)
+        b += 1
+        print(index, flush=True)
+
+
 def main() -> None:
     mode, path, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
     if mode == "log":
         run_log(path, seed)
+    elif mode == "mvcc":
+        run_mvcc(path, seed)
     else:
         raise SystemExit(f"unknown mode {mode}")
 
