@@ -139,7 +139,7 @@ class Node:
             "snapshots_received_total": 0,
             "leader_changes_total": 0,
         }
-        self.log = log.bind(node=cfg.name, id=self.id)
+        self._log = log.bind(node=cfg.name, id=self.id)
         host, port = self.me.peer_host_port
         self.transport = PeerTransport(
             self.id,
@@ -153,6 +153,11 @@ class Node:
             self._report_snapshot,
         )
 
+    @property
+    def log(self) -> Any:
+        """The node's logger with the current term and role bound (cheap: events are rare)."""
+        return self._log.bind(term=self.raft.term, role=self.role.name.lower())
+
     # --- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
         await self.transport.start()
@@ -163,9 +168,9 @@ class Node:
         ]
         self.log.info(
             "node started",
-            term=self.raft.term,
             applied=self.mvcc.applied_index(),
             revision=self.mvcc.current_revision(),
+            snapshot_index=self.snap_index,
         )
 
     async def stop(self, transfer: bool = True) -> None:
@@ -198,7 +203,7 @@ class Node:
         if not best:
             return
         _, target = max(best)
-        self.log.info("transferring leadership", to=target, term=self.raft.term)
+        self.log.info("transferring leadership", to=target)
         self.raft.transfer_leadership(target)
         self._wake.set()
         deadline = time.monotonic() + 3 * self.cfg.election_tick * self.cfg.tick_seconds
@@ -384,7 +389,7 @@ class Node:
         if lead != self.leader:
             self.metrics["leader_changes_total"] += 1
         self.leader, self.role = lead, role
-        self.log.info("role changed", term=self.raft.term, role=role.name.lower(), leader=lead)
+        self.log.info("role changed", leader=lead)
         if role == Role.LEADER and not was_leader:
             self.lessor.promote(self.mvcc.leases())
         elif role != Role.LEADER and was_leader:
@@ -446,7 +451,7 @@ class Node:
                 self.logstore.compact(compact_to)
 
         self.metrics["snapshots_taken_total"] += 1
-        self.log.info("snapshot taken", index=applied, compact_to=compact_to, term=term)
+        self.log.info("snapshot taken", index=applied, compact_to=compact_to)
         task = asyncio.ensure_future(self._run_io(work))
         task.add_done_callback(lambda t: t.exception() and self.log.error("snapshot failed"))
 
@@ -457,7 +462,7 @@ class Node:
             if self.role != Role.LEADER:
                 continue
             for lid in self.lessor.expired():
-                self.log.info("lease expired", lease=lid, term=self.raft.term)
+                self.log.info("lease expired", lease=lid)
                 t = asyncio.create_task(self._revoke_quietly(lid))
                 self._background.add(t)
                 t.add_done_callback(self._background.discard)

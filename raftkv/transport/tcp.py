@@ -75,7 +75,7 @@ class _Peer:
                 raise
             except (TimeoutError, OSError, ConnectionError) as e:
                 if self.connected:
-                    log.info("peer disconnected", peer=self.addr.id, error=str(e))
+                    self.t.log.info("peer disconnected", peer=self.addr.id, error=str(e))
             finally:
                 self.connected = False
                 if writer is not None:
@@ -119,7 +119,8 @@ class _Peer:
             writer.write(codec.frame([codec.SNAP_END, codec.message_to_raw(m)]))
             await writer.drain()
             ok = True
-            log.info("snapshot sent", peer=m.to, index=m.snapshot.meta.index if m.snapshot else 0)
+            index = m.snapshot.meta.index if m.snapshot else 0
+            self.t.log.info("snapshot sent", peer=m.to, index=index)
         finally:
             self.t.report_snapshot(m.to, not ok)
 
@@ -148,6 +149,7 @@ class PeerTransport:
         self.snapshot_source = snapshot_source
         self.on_snapshot = on_snapshot
         self.report_snapshot = report_snapshot
+        self.log = log.bind(node=hello.get("name"), id=self_id)
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[None]] = set()
 
@@ -204,7 +206,7 @@ class PeerTransport:
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         except Exception as e:  # a corrupt peer stream: drop the connection, keep serving
-            log.warning("bad peer stream", error=repr(e))
+            self.log.warning("bad peer stream", error=repr(e))
         finally:
             self._conns.discard(task)
             writer.close()
