@@ -791,6 +791,13 @@ class Raft:
         if m.index < self.log.committed:
             self._send(Message(MT.APP_RESP, to=m.frm, index=self.log.committed))
             return
+        conflict = (
+            self.log.find_conflict(m.entries) if self.log.match_term(m.index, m.log_term) else 0
+        )
+        if conflict and conflict <= self.log.last_index():
+            # Entries from `conflict` on are about to be replaced: acks for them that
+            # are still waiting in this batch would promise entries we no longer have.
+            self._forget_acks_from(conflict)
         last_new = self.log.maybe_append(
             m.index,
             m.log_term,
@@ -835,6 +842,7 @@ class Raft:
             # We already have the snapshot's entries: just fast-forward commit.
             self.log.commit_to(meta.index)
             return False
+        self._forget_acks_from(meta.index + 1)
         self.log.restore(snap)
         self.conf = meta.conf_state
         self._rebuild_progress()
@@ -871,6 +879,19 @@ class Raft:
     # ======================================================================
     # Output
     # ======================================================================
+    def _forget_acks_from(self, index: int) -> None:
+        """Withdraw unsent append acks covering entries at or after `index`.
+
+        They were true when made, but the entries are being replaced in this same
+        batch, so by the time the batch is persisted the promise would be false (the
+        old leader could count a replica that no longer exists). Dropping a message
+        is always safe in Raft."""
+        self.msgs = [
+            m
+            for m in self.msgs
+            if not (m.type == MT.APP_RESP and not m.reject and m.index >= index)
+        ]
+
     def _drop(self, m: Message, reason: str) -> None:
         """Refuse a request. Only a local caller hears about it: a peer's forwarded
         request is dropped silently (its own timeout covers it), because raising

@@ -421,3 +421,34 @@ def test_bad_config_is_rejected() -> None:
         Config(id=1, election_tick=1, heartbeat_tick=1).validate()
     with pytest.raises(ValueError):
         Config(id=1, bugs=frozenset({"nope"})).validate()
+
+
+def test_ack_for_entries_replaced_in_the_same_batch_is_withdrawn() -> None:
+    """Regression (found by the simulator's durability check): a follower acks
+    entries 4-5 from a term-2 leader, then a term-3 leader's append replaces them
+    before the batch is persisted. The stale ack must not go out, or the old
+    leader could count a replica that no longer exists."""
+    st = MemoryStorage()
+    st.append([Entry(1, 1), Entry(1, 2), Entry(1, 3)])
+    st.set_hard_state(HardState(term=1, vote=0, commit=3))
+    st.conf_state = ConfState(frozenset({1, 2, 3}))
+    r = Raft(Config(id=2, applied=3), st, random.Random(2))
+    r.step(
+        Message(
+            MT.APP,
+            to=2,
+            frm=1,
+            term=2,
+            index=3,
+            log_term=1,
+            entries=(Entry(2, 4), Entry(2, 5)),
+            commit=3,
+        )
+    )
+    r.step(
+        Message(MT.APP, to=2, frm=3, term=3, index=3, log_term=1, entries=(Entry(3, 4),), commit=3)
+    )
+    rd = r.ready()
+    acks = [(m.to, m.term, m.index) for m in rd.messages if m.type == MT.APP_RESP]
+    assert acks == [(3, 3, 4)]
+    assert [(e.index, e.term) for e in rd.entries] == [(4, 3)]
