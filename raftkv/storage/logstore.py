@@ -9,10 +9,12 @@ many entries it carries (group commit).
 Concurrency: writers are serialised by a lock (LMDB allows one writer anyway). Readers
 take no lock: each read works from one immutable `_LogState` snapshot of the cached
 bounds plus one LMDB read transaction, so a read racing a write sees either the old or
-the new log, never a mix that breaks its own checks. The core never reads indexes that
-are still being written (they live in its unstable log until `advance`), so a
-concurrent reader can only lose a race to compaction, which it reports as
-`CompactedError` exactly like MemoryStorage would have a moment later.
+the new log, never a mix that breaks its own checks: if the read transaction lacks an
+entry the cache promised, the miss is classified against the bounds recorded in that
+same transaction. The core never reads indexes that are still being written (they
+live in its unstable log until `advance`), so a concurrent reader can only lose a race
+to compaction, which it reports as `CompactedError` exactly like MemoryStorage would
+have a moment later.
 """
 
 from __future__ import annotations
@@ -132,8 +134,8 @@ class LogStore:
             return cached
         with self._env.begin() as txn:
             raw = txn.get(codec.index_key(index), db=self._log)
-        if raw is None:
-            self._raise_missing(index, index + 1)
+            if raw is None:
+                self._raise_missing(txn, index, index + 1)
         return codec.entry_term(raw)
 
     def entries(self, lo: int, hi: int, max_bytes: int | None = None) -> list[Entry]:
@@ -163,19 +165,24 @@ class LogStore:
                     expect += 1
                     if expect == hi:
                         return out
-        self._raise_missing(expect, hi)
+            self._raise_missing(txn, expect, hi)
 
     def snapshot(self) -> Snapshot:
         return self._snapshot
 
-    def _raise_missing(self, index: int, hi: int) -> NoReturn:
-        """An entry the cached bounds promised is gone: classify against fresh bounds."""
-        st = self._state
-        if index <= st.dummy_index:
+    def _raise_missing(self, txn: lmdb.Transaction, index: int, hi: int) -> NoReturn:
+        """An entry the cached bounds promised is not in `txn`: a writer committed a
+        compaction (or a truncation) after this read looked at the cache. Classify the
+        miss against the bounds as of `txn` itself."""
+        raw_dummy = txn.get(_K_DUMMY, db=self._meta)
+        dummy_index = _decode_dummy(raw_dummy)[0] if raw_dummy else 0
+        if index <= dummy_index:
             raise CompactedError(index)
-        if hi > st.last_index + 1:
+        cur = txn.cursor(self._log)
+        last = codec.INDEX_KEY.unpack(cur.key())[0] if cur.last() else dummy_index
+        if hi > last + 1:
             raise UnavailableError(hi)
-        raise RuntimeError(f"raft log entry {index} is missing inside [{st.dummy_index + 1}, ...]")
+        raise RuntimeError(f"raft log entry {index} is missing inside [{dummy_index + 1}, {last}]")
 
     # --- extra reads ------------------------------------------------------------
     def hard_state(self) -> HardState:

@@ -38,6 +38,7 @@ from raftkv.storage.layout import (
     Dbs,
     State,
 )
+from raftkv.storage.logstore import LOG_DB, RAFTMETA_DB
 from raftkv.storage.results import ApplyResult, EventPage, KeyValue, LeaseInfo, RangeResponse
 from raftkv.storage.snapshot import SnapshotStream, open_stream, restore_into
 from raftkv.storage.view import View
@@ -76,6 +77,12 @@ class MvccStore:
             )
         self._env = env
         self._dbs = Dbs(env)
+        # Every database in the shared environment, for db_size_in_use(). Opening the
+        # log store's here (creating them if it has not yet) keeps all handle opening
+        # at construction: LMDB forbids opening handles from concurrent transactions.
+        self._all_dbs = [*self._dbs.by_name().values()] + [
+            env.open_db(name) for name in (LOG_DB, RAFTMETA_DB)
+        ]
         self._map_size = map_size
         self._reserve = reserve
         self.quota_bytes = quota_bytes
@@ -299,18 +306,14 @@ class MvccStore:
 
         The gap to db_size() is free pages LMDB will reuse (after compaction or
         deletes); like etcd's dbSizeInUse, it shows what a defragmentation would win.
+        Counts the log store's databases too: they share the file and the map.
         """
         env = self._env
-        psize = env.stat()["psize"]
+        pages = 2 + _pages(env.stat())  # two meta pages + the main (names) tree
         with env.begin() as txn:
-            pages = 2 + _pages(env.stat())  # two meta pages + the main (names) tree
-            for name in [k for k, _ in txn.cursor()]:
-                try:
-                    db = env.open_db(name, txn=txn, create=False)
-                except lmdb.Error:
-                    continue
+            for db in self._all_dbs:
                 pages += _pages(txn.stat(db))
-        return pages * psize
+        return pages * env.stat()["psize"]
 
     def space_used(self) -> int:
         """The logical size the quota is checked against (same on every replica)."""
