@@ -440,6 +440,9 @@ def validate(cmd: Command, max_key_size: int) -> None:
     elif isinstance(cmd, Txn):
         for c in cmd.compares:
             _check_key(c.key, max_key_size)
+            wants_bytes = c.target == CompareTarget.VALUE
+            if isinstance(c.operand, bytes) != wants_bytes or isinstance(c.operand, bool):
+                raise BadRequestError("raftkv: compare operand must be bytes for VALUE, else int")
         for op in cmd.success:
             validate(op, max_key_size)
         for op in cmd.failure:

@@ -188,8 +188,6 @@ def _restore(txn: lmdb.Transaction, dbs: Dbs, chunks: Iterable[bytes]) -> Snapsh
     for chunk in chunks:
         data = held + bytes(chunk)
         body, held = data[:-_DIGEST], data[-_DIGEST:]
-        if len(data) < _DIGEST:
-            body, held = b"", data
         if not body:
             continue
         if done:

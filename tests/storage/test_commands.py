@@ -157,3 +157,11 @@ def test_error_outcomes_round_trip() -> None:
     rev, resp, got = decode_outcome(encode_outcome(9, None, err))
     assert (rev, resp, got) == (9, None, err)
     assert isinstance(got, MvccError) and type(got) is BadRequestError
+
+
+def test_compare_operand_types_are_checked() -> None:
+    with pytest.raises(BadRequestError, match="operand"):
+        validate(Txn((Compare(b"k", CompareTarget.VALUE, CompareResult.EQUAL, 5),)), 511)
+    with pytest.raises(BadRequestError, match="operand"):
+        validate(Txn((Compare(b"k", CompareTarget.MOD, CompareResult.EQUAL, b"5"),)), 511)
+    validate(Txn((Compare(b"k", CompareTarget.MOD, CompareResult.EQUAL, 5),)), 511)
