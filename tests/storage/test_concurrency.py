@@ -18,7 +18,8 @@ from raftkv.storage.logstore import LogStore
 from raftkv.storage.mvcc import MvccStore
 from tests.storage.helpers import Driver
 
-DURATION = 0.6
+DURATION = 0.6  # write for at least this long, and until the reader has read
+HARD_LIMIT = 20.0
 
 
 def run_reader(read, stop: threading.Event, errors: list[BaseException]) -> threading.Thread:  # type: ignore[no-untyped-def]
@@ -32,6 +33,11 @@ def run_reader(read, stop: threading.Event, errors: list[BaseException]) -> thre
     t = threading.Thread(target=loop, daemon=True)
     t.start()
     return t
+
+
+def finished(start: float, reader_progress: int) -> bool:
+    elapsed = time.monotonic() - start
+    return (elapsed > DURATION and reader_progress > 0) or elapsed > HARD_LIMIT
 
 
 def test_log_reads_during_appends_and_compactions(env: lmdb.Environment) -> None:
@@ -54,8 +60,8 @@ def test_log_reads_during_appends_and_compactions(env: lmdb.Environment) -> None
 
     reader = run_reader(read, stop, errors)
     index = 0
-    deadline = time.monotonic() + DURATION
-    while time.monotonic() < deadline and not errors:
+    start = time.monotonic()
+    while not errors and not finished(start, reads[0]):
         ents = [Entry(1, i, data=i.to_bytes(8, "big")) for i in range(index + 1, index + 51)]
         index += 50
         store.save(HardState(1, 1, index), ents)
@@ -81,9 +87,9 @@ def test_kv_reads_see_whole_batches(store: MvccStore) -> None:
         assert len(values) <= 1, f"saw half a batch: {resp.kvs}"
 
     reader = run_reader(read, stop, errors)
-    deadline = time.monotonic() + DURATION
+    start = time.monotonic()
     n = 0
-    while time.monotonic() < deadline and not errors:
+    while not errors and not finished(start, last_seen[0] > 1):
         n += 1
         d.batch(Put(b"pair/a", b"%d" % n), Put(b"pair/b", b"%d" % n))
         if n % 20 == 0:
