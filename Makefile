@@ -38,5 +38,11 @@ sim: $(STAMP)
 bench-storage: $(STAMP)
 	$(BIN)/python -m raftkv.storage.bench
 
+# Cluster benchmark: puts, linearizable and serializable gets at 1/16/64 clients.
+# BENCH_DB=both also runs a 3-node etcd (Debian's etcd-server) the same way.
+BENCH_DB ?= raftkv
+bench: $(STAMP)
+	$(BIN)/python -m raftkv.bench --db $(BENCH_DB)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
