@@ -94,6 +94,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(ApiError(e.status, code, e.text or e.reason))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         return error_response(bad_request(f"malformed body: {e}"))
+    except (ConnectionResetError, asyncio.CancelledError):
+        raise
+    except Exception as e:  # a bug, never client input: log it, answer in JSON
+        log.exception("internal error", path=request.path)
+        return error_response(ApiError(500, "internal", f"internal error: {type(e).__name__}"))
 
 
 class Api:
