@@ -31,7 +31,7 @@ class ServeSettings(BaseModel):
     name: str = Field(min_length=1)
     data_dir: Path
     client_url: str = "http://127.0.0.1:2379"
-    peer_url: str = "http://127.0.0.1:2380"
+    peer_url: str | None = None  # must match this member's entry in --initial-cluster
     initial_cluster: str | None = None
     log_format: str = Field(default="console", pattern="^(console|json)$")
     log_level: str = "info"
@@ -43,7 +43,9 @@ class ServeSettings(BaseModel):
 
     @field_validator("client_url", "peer_url")
     @classmethod
-    def _url(cls, v: str) -> str:
+    def _url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
         u = urlsplit(v)
         if u.scheme != "http" or not u.hostname or not u.port:
             raise ValueError("must look like http://host:port")
@@ -79,6 +81,7 @@ async def serve(s: ServeSettings) -> None:
             data_dir=s.data_dir,
             client_url=s.client_url,
             initial_cluster=s.initial_cluster,
+            peer_url=s.peer_url,
             tick_seconds=s.tick_ms / 1000,
             election_tick=s.election_ticks,
             request_timeout=s.request_timeout,
@@ -94,7 +97,7 @@ async def serve(s: ServeSettings) -> None:
     u = urlsplit(s.client_url)
     site = web.TCPSite(runner, u.hostname, u.port, reuse_address=True)
     await site.start()
-    log.info("serving", client_url=s.client_url, peer_url=s.peer_url)
+    log.info("serving", client_url=s.client_url, peer_url=node.me.peer_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -28,7 +28,12 @@ from typing import Any, TypeVar
 import structlog
 
 from raftkv.node.lessor import Lessor, min_ttl
-from raftkv.node.membership import Member, load_or_bootstrap_members, save_members
+from raftkv.node.membership import (
+    Member,
+    load_or_bootstrap_members,
+    parse_initial_cluster,
+    save_members,
+)
 from raftkv.node.watch import WatchHub
 from raftkv.raft import (
     Config,
@@ -70,6 +75,7 @@ class NodeConfig:
     data_dir: Path
     client_url: str
     initial_cluster: str | None = None
+    peer_url: str | None = None  # checked against this member's entry when given
     tick_seconds: float = 0.1
     election_tick: int = 10
     heartbeat_tick: int = 1
@@ -88,6 +94,11 @@ class Node:
         if not me:
             raise ValueError(f"--name {cfg.name!r} is not in the cluster members")
         self.me: Member = me[0]
+        if cfg.peer_url and cfg.peer_url.rstrip("/") != self.me.peer_url.rstrip("/"):
+            raise ValueError(
+                f"--peer-url {cfg.peer_url} differs from {self.me.peer_url}, the peer URL "
+                f"of {cfg.name} in the cluster membership"
+            )
         self.id = self.me.id
         self.env = open_env(cfg.data_dir / "db", cfg.map_size)
         self.logstore = LogStore(self.env)
@@ -96,6 +107,11 @@ class Node:
             entries, hs, _ = bootstrap([m.id for m in self.members])
             self.logstore.save(hs, entries)
             save_members(cfg.data_dir, self.members)
+        elif cfg.initial_cluster and parse_initial_cluster(cfg.initial_cluster) != self.members:
+            log.warning(
+                "--initial-cluster differs from the membership in the data dir; ignoring it",
+                node=cfg.name,
+            )
         # Replay from the last snapshot, not from the state machine's applied index:
         # the core learns membership (conf-change entries) only by applying them, and
         # the log store's initial conf state is the one of its last snapshot. Entries

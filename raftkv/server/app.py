@@ -314,6 +314,7 @@ class Api:
         }
         if _flag(req, "keys"):
             out["keys"] = [encode.text(k) for k in info.keys]
+            out["keys_b64"] = [encode.b64(k) for k in info.keys]
         return _json(out)
 
     async def leases(self, req: web.Request) -> web.StreamResponse:

@@ -62,7 +62,8 @@ class Cluster:
         )
 
     # --- processes -------------------------------------------------------------------
-    def start(self, name: str) -> None:
+    def start(self, name: str, with_initial_cluster: bool = True) -> None:
+        """Start (or restart) a member; a restart needs only its data dir."""
         m = self.members[name]
         m.log = self.root / f"{name}.log"
         cmd = [
@@ -78,8 +79,7 @@ class Cluster:
             f"http://127.0.0.1:{m.client_port}",
             "--peer-url",
             f"http://127.0.0.1:{m.peer_port}",
-            "--initial-cluster",
-            self.initial,
+            *(["--initial-cluster", self.initial] if with_initial_cluster else []),
             *self.extra_args,
         ]
         with open(m.log, "ab") as out:
