@@ -167,6 +167,7 @@ class Node:
             self._snapshot_source,
             self._on_snapshot,
             self._report_snapshot,
+            cfg.data_dir / "snap-spool",
         )
 
     @property
@@ -259,13 +260,13 @@ class Node:
     def _snapshot_source(self) -> Any:
         return self.mvcc.snapshot_stream().chunks
 
-    async def _on_snapshot(self, m: Message, chunks: list[bytes]) -> None:
+    async def _on_snapshot(self, m: Message, path: Path) -> None:
         """Install the leader's state machine, then let the core accept the snapshot."""
         if self._stopped or m.snapshot is None:
             return
         if m.snapshot.meta.index > self.mvcc.applied_index():
             try:
-                await self._run_io(self.mvcc.restore, chunks)
+                await self._run_io(self._restore_from_file, path)
             except SnapshotError as e:
                 self.log.warning("snapshot rejected", error=str(e))
                 return
@@ -275,6 +276,10 @@ class Node:
             if raw_cs:
                 self.conf_state = scodec.decode_conf_state(raw_cs)
         self._on_messages([m])
+
+    def _restore_from_file(self, path: Path) -> None:
+        with open(path, "rb") as f:
+            self.mvcc.restore(iter(lambda: f.read(1 << 20), b""))
 
     # --- client API -------------------------------------------------------------------
     @property

@@ -228,7 +228,7 @@ class Api:
         body = await self._body_json(req)
         rev = body.get("revision") if isinstance(body, dict) else None
         if isinstance(rev, bool) or not isinstance(rev, int) or rev <= 0:
-            raise bad_request("body must be {\"revision\": N} with N > 0")
+            raise bad_request('body must be {"revision": N} with N > 0')
         if rev > self.node.mvcc.current_revision():
             raise ApiError(400, "future_revision", "compaction revision is in the future")
         res = _checked(await self.node.propose(cmds.Compact(rev)))
@@ -369,8 +369,10 @@ class Api:
                     await send(
                         {
                             "compact_revision": node.mvcc.compact_revision(),
-                            "error": {"code": "compacted", "message": "required revision "
-                                      "has been compacted"},
+                            "error": {
+                                "code": "compacted",
+                                "message": "required revision has been compacted",
+                            },
                         }
                     )
                     return resp

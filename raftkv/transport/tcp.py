@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -38,7 +41,8 @@ class PeerAddr:
 
 
 SnapshotSource = Callable[[], Iterator[bytes]]
-SnapshotSink = Callable[[Message, list[bytes]], Awaitable[None]]
+# Called with the SNAP message and the file holding the streamed state machine.
+SnapshotSink = Callable[[Message, Path], Awaitable[None]]
 
 
 class _Peer:
@@ -96,9 +100,7 @@ class _Peer:
                 batch.append(self.queue.get_nowait())
             plain = [m for m in batch if m.type != MessageType.SNAP]
             if plain:
-                writer.write(
-                    codec.frame([codec.MSGS, [codec.message_to_raw(m) for m in plain]])
-                )
+                writer.write(codec.frame([codec.MSGS, [codec.message_to_raw(m) for m in plain]]))
                 await writer.drain()
             for m in batch:
                 if m.type == MessageType.SNAP:
@@ -139,6 +141,7 @@ class PeerTransport:
         snapshot_source: SnapshotSource,
         on_snapshot: SnapshotSink,
         report_snapshot: Callable[[int, bool], None],
+        spool_dir: Path,
     ) -> None:
         self.id = self_id
         self.hello = hello
@@ -149,6 +152,7 @@ class PeerTransport:
         self.snapshot_source = snapshot_source
         self.on_snapshot = on_snapshot
         self.report_snapshot = report_snapshot
+        self.spool_dir = spool_dir  # incoming snapshots are spilled here, not kept in RAM
         self.log = log.bind(node=hello.get("name"), id=self_id)
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[None]] = set()
@@ -185,7 +189,7 @@ class PeerTransport:
         task = asyncio.current_task()
         assert task is not None
         self._conns.add(task)
-        chunks: list[bytes] = []
+        spool: tuple[int, str] | None = None  # (fd, path) of the snapshot being received
         try:
             while True:
                 head = await reader.readexactly(codec.FRAME_HEADER.size)
@@ -199,14 +203,25 @@ class PeerTransport:
                 elif kind == codec.HELLO:
                     self.on_hello(obj[1])
                 elif kind == codec.SNAP_CHUNK:
-                    chunks.append(obj[1])
-                elif kind == codec.SNAP_END:
-                    got, chunks = chunks, []
-                    await self.on_snapshot(codec.message_from_raw(obj[1]), got)
+                    if spool is None:
+                        self.spool_dir.mkdir(parents=True, exist_ok=True)
+                        spool = tempfile.mkstemp(prefix="snap-", dir=self.spool_dir)
+                    await asyncio.to_thread(os.write, spool[0], obj[1])
+                elif kind == codec.SNAP_END and spool is not None:
+                    fd, path = spool
+                    spool = None
+                    os.close(fd)
+                    try:
+                        await self.on_snapshot(codec.message_from_raw(obj[1]), Path(path))
+                    finally:
+                        os.unlink(path)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         except Exception as e:  # a corrupt peer stream: drop the connection, keep serving
             self.log.warning("bad peer stream", error=repr(e))
         finally:
+            if spool is not None:  # the sender went away mid-snapshot
+                os.close(spool[0])
+                os.unlink(spool[1])
             self._conns.discard(task)
             writer.close()
