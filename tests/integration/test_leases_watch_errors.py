@@ -37,7 +37,11 @@ def test_lease_expiry_deletes_keys(cluster: Cluster) -> None:
     while cluster.get(follower, "eph").status == 200 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert cluster.get(follower, "eph").status == 404
-    assert cluster.req(leader, "GET", f"/v1/lease/{lid}").status == 404
+    # The leader may apply the revoke a moment after the follower did.
+    deadline = time.monotonic() + 5
+    while cluster.req(leader, "GET", f"/v1/lease/{lid}").status != 404:
+        assert time.monotonic() < deadline, "lease still visible on the leader"
+        time.sleep(0.05)
     assert cluster.req(leader, "POST", f"/v1/lease/{lid}/keepalive").status == 404
 
 
@@ -144,6 +148,8 @@ def test_watch_sees_events_in_order(cluster: Cluster) -> None:
 def test_watch_compacted_start_revision(cluster: Cluster) -> None:
     revs = [cluster.put("n1", "cw", str(i)).json()["revision"] for i in range(3)]
     assert cluster.req("n1", "POST", "/v1/compact", {"revision": revs[2]}).status == 200
+    # A linearizable read on n2 waits until n2 has applied the compaction too.
+    assert cluster.get("n2", "cw").status == 200
     w = WatchReader(cluster, "n2", f"/v1/watch/cw?start_revision={revs[0]}")
     w.start()
     w.join(10)
