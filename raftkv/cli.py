@@ -20,6 +20,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from raftkv import logging as rlog
+from raftkv.node.join import join_existing
+from raftkv.node.membership import MEMBERS_FILE, parse_initial_cluster
 from raftkv.node.node import Node, NodeConfig
 
 ENV_PREFIX = "RAFTKV_"
@@ -33,6 +35,8 @@ class ServeSettings(BaseModel):
     client_url: str = "http://127.0.0.1:2379"
     peer_url: str | None = None  # must match this member's entry in --initial-cluster
     initial_cluster: str | None = None
+    # "existing": join a running cluster (after POST /v1/members) instead of bootstrapping.
+    initial_cluster_state: str = Field(default="new", pattern="^(new|existing)$")
     log_format: str = Field(default="console", pattern="^(console|json)$")
     log_level: str = "info"
     tick_ms: int = Field(default=100, ge=1)
@@ -75,12 +79,17 @@ def settings_from(args: argparse.Namespace, env: dict[str, str]) -> ServeSetting
 
 async def serve(s: ServeSettings) -> None:
     log = structlog.get_logger("raftkv.cli").bind(node=s.name)
+    initial_cluster = s.initial_cluster
+    if s.initial_cluster_state == "existing" and not (s.data_dir / MEMBERS_FILE).exists():
+        host, port = _peer_listen(s)
+        await join_existing(s.data_dir, s.name, host, port)
+        initial_cluster = None  # the membership now comes from the cluster, with its ids
     node = Node(
         NodeConfig(
             name=s.name,
             data_dir=s.data_dir,
             client_url=s.client_url,
-            initial_cluster=s.initial_cluster,
+            initial_cluster=initial_cluster,
             peer_url=s.peer_url,
             tick_seconds=s.tick_ms / 1000,
             election_tick=s.election_ticks,
@@ -102,11 +111,28 @@ async def serve(s: ServeSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # A removed member exits; the grace lets it answer the DELETE that removed it.
+    node.on_removed = lambda: loop.call_later(1.0, stop.set)
     await stop.wait()
     log.info("shutting down")
     await node.stop(transfer=True)
     with contextlib.suppress(Exception):
         await asyncio.wait_for(runner.cleanup(), 3)
+
+
+def _peer_listen(s: ServeSettings) -> tuple[str, int]:
+    """Where a joining node listens: --peer-url, or its own entry in --initial-cluster."""
+    url = s.peer_url
+    if url is None and s.initial_cluster:
+        url = next(
+            (m.peer_url for m in parse_initial_cluster(s.initial_cluster) if m.name == s.name),
+            None,
+        )
+    if url is None:
+        raise ValueError("joining an existing cluster needs --peer-url or --initial-cluster")
+    u = urlsplit(url)
+    assert u.hostname and u.port
+    return u.hostname, u.port
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from raftkv.node import reconfig
 from raftkv.node.lessor import Lessor, min_ttl
 from raftkv.node.membership import (
     Member,
@@ -145,6 +146,9 @@ class Node:
         self._background: set[asyncio.Task[Any]] = set()
         self._stopped = False
         self.fatal: BaseException | None = None
+        # Set when a conf change removing this member applies: it must stop serving.
+        self.removed = False
+        self.on_removed: Callable[[], None] | None = None
         self.started = time.monotonic()
         self.metrics: dict[str, int] = {
             "proposals_total": 0,
@@ -421,7 +425,9 @@ class Node:
         cs_changed = False
         for e in rd.committed_entries:
             if e.type == EntryType.CONF_CHANGE:
-                self.conf_state = apply_conf_change(self.conf_state, ConfChange.decode(e.data))
+                cc = ConfChange.decode(e.data)
+                self.conf_state = apply_conf_change(self.conf_state, cc)
+                reconfig.on_conf_change_applied(self, cc)
                 cs_changed = True
                 batch.append((e.index, b""))
             else:

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from raftkv.node.node import Node, UnavailableError
 from raftkv.raft import Role
-from raftkv.server import encode
+from raftkv.server import encode, members_api, openapi
 from raftkv.server.errors import ApiError, bad_request, error_response, from_mvcc
 from raftkv.server.txn import parse_txn
 from raftkv.storage import commands as cmds
@@ -402,6 +402,8 @@ class Api:
         node = self.node
         if node.fatal is not None:
             return False, "node stopped applying"
+        if node.removed:
+            return False, "removed from the cluster"
         if node.leader == 0:
             return False, "no leader"
         if node.mvcc.applied_index() < node.raft.hard_state.commit:
@@ -414,23 +416,6 @@ class Api:
 
     async def livez(self, req: web.Request) -> web.StreamResponse:
         return _json({"live": True})
-
-    async def members(self, req: web.Request) -> web.StreamResponse:
-        n = self.node
-        return _json(
-            {
-                "members": [
-                    {
-                        "id": m.id,
-                        "name": m.name,
-                        "peer_url": m.peer_url,
-                        "client_url": n.client_urls.get(m.id),
-                        "is_leader": m.id == n.leader,
-                    }
-                    for m in n.members
-                ]
-            }
-        )
 
     async def metrics(self, req: web.Request) -> web.StreamResponse:
         n = self.node
@@ -491,7 +476,8 @@ def build_app(node: Node) -> web.Application:
     r.add_get("/v1/leases", api.leases)
     r.add_get("/v1/watch/{key:.*}", api.watch)
     r.add_get("/v1/status", api.status)
-    r.add_get("/v1/members", api.members)
+    members_api.add_routes(r, api)
+    openapi.add_routes(r)
     r.add_get("/health", api.health)
     r.add_get("/readyz", api.health)
     r.add_get("/livez", api.livez)

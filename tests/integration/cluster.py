@@ -62,7 +62,24 @@ class Cluster:
         )
 
     # --- processes -------------------------------------------------------------------
-    def start(self, name: str, with_initial_cluster: bool = True) -> None:
+    def add_member(self, name: str) -> Member:
+        """Reserve ports and a data dir for a member that will join a running cluster."""
+        m = Member(name, free_port(), free_port(), self.root / name)
+        self.members[name] = m
+        return m
+
+    def join(self, name: str) -> None:
+        """Start an added member with `--initial-cluster-state existing` (no bootstrap)."""
+        spec = ",".join(
+            f"{m.name}=http://127.0.0.1:{m.peer_port}"
+            for n, m in self.members.items()
+            if n in self.running() or n == name
+        )
+        self.start(name, extra=["--initial-cluster", spec, "--initial-cluster-state", "existing"])
+
+    def start(
+        self, name: str, with_initial_cluster: bool = True, extra: list[str] | None = None
+    ) -> None:
         """Start (or restart) a member; a restart needs only its data dir."""
         m = self.members[name]
         m.log = self.root / f"{name}.log"
@@ -79,7 +96,8 @@ class Cluster:
             f"http://127.0.0.1:{m.client_port}",
             "--peer-url",
             f"http://127.0.0.1:{m.peer_port}",
-            *(["--initial-cluster", self.initial] if with_initial_cluster else []),
+            *(["--initial-cluster", self.initial] if with_initial_cluster and not extra else []),
+            *(extra or []),
             *self.extra_args,
         ]
         with open(m.log, "ab") as out:
