@@ -23,6 +23,7 @@ from raftkv.node.node import Node, UnavailableError
 from raftkv.raft import Role
 from raftkv.server import encode, members_api, openapi
 from raftkv.server.errors import ApiError, bad_request, error_response, from_mvcc
+from raftkv.server.etcd import mount as mount_etcd
 from raftkv.server.txn import parse_txn
 from raftkv.storage import commands as cmds
 from raftkv.storage.errors import MvccError, RevisionCompactedError
@@ -482,4 +483,5 @@ def build_app(node: Node) -> web.Application:
     r.add_get("/readyz", api.health)
     r.add_get("/livez", api.livez)
     r.add_get("/metrics", api.metrics)
+    mount_etcd(app, node)  # etcd v3 JSON gateway: /v3, /v3beta, /version
     return app

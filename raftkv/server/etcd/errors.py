@@ -1,0 +1,98 @@
+"""etcd's gateway error bodies: `{"error","message","code"}` with grpc-gateway statuses.
+
+Clients map the `error` text to exception classes and the HTTP status to retry
+decisions, so both must be etcd's exactly; this is the single place that decides them.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import IntEnum
+
+from aiohttp import web
+
+from raftkv.storage.errors import MvccError
+
+
+class GrpcStatus(IntEnum):
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    NOT_FOUND = 5
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
+    UNAVAILABLE = 14
+    UNAUTHENTICATED = 16
+
+
+# grpc-gateway v1 runtime.HTTPStatusFromCode
+HTTP_STATUS = {
+    GrpcStatus.UNKNOWN: 500,
+    GrpcStatus.INVALID_ARGUMENT: 400,
+    GrpcStatus.NOT_FOUND: 404,
+    GrpcStatus.RESOURCE_EXHAUSTED: 429,
+    GrpcStatus.FAILED_PRECONDITION: 412,
+    GrpcStatus.OUT_OF_RANGE: 400,
+    GrpcStatus.UNIMPLEMENTED: 501,
+    GrpcStatus.UNAVAILABLE: 503,
+    GrpcStatus.UNAUTHENTICATED: 401,
+}
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, GET, OPTIONS, PUT, DELETE",
+    "Access-Control-Allow-Headers": "accept, content-type, authorization",
+}
+RPC_HEADERS = {**CORS_HEADERS, "Grpc-Metadata-Content-Type": "application/grpc"}
+
+MSG_AUTH_NOT_ENABLED = "etcdserver: authentication is not enabled"
+MSG_NO_SPACE = "etcdserver: mvcc: database space exceeded"
+MSG_TOO_MANY_OPS = "etcdserver: too many operations in txn request"
+MSG_KEY_NOT_FOUND = "etcdserver: key not found"
+MSG_NO_LEADER = "etcdserver: no leader"
+MSG_TIMEOUT = "etcdserver: request timed out"
+
+
+class EtcdError(Exception):
+    """A gRPC status the gateway turns into etcd's JSON error body."""
+
+    def __init__(self, code: GrpcStatus, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @classmethod
+    def from_mvcc(cls, e: MvccError) -> EtcdError:
+        return cls(GrpcStatus(int(e.grpc_code)), e.message)
+
+    @property
+    def status(self) -> int:
+        return HTTP_STATUS.get(self.code, 500)
+
+    def body(self) -> bytes:
+        return json.dumps(
+            {"error": self.message, "message": self.message, "code": int(self.code)},
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode("utf-8")
+
+    def response(self) -> web.Response:
+        return web.Response(
+            status=self.status,
+            body=self.body(),
+            headers={**RPC_HEADERS, "Content-Type": "application/json"},
+        )
+
+
+def text_response(status: int, text: str) -> web.Response:
+    """Go's http.Error: text/plain with nosniff (404 / 405 for unrouted requests)."""
+    return web.Response(
+        status=status,
+        body=text.encode(),
+        headers={
+            **CORS_HEADERS,
+            "Content-Type": "text/plain; charset=utf-8",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
