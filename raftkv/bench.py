@@ -237,6 +237,7 @@ def bench(db: str, seconds: float, levels: list[int], target: str) -> list[dict[
     root = Path(tempfile.mkdtemp(prefix=f"bench-{db}-"))
     cluster = Cluster(db, root)
     rows: list[dict[str, object]] = []
+    ok = False
     try:
         targets = cluster.start()
         if target == "leader":
@@ -261,9 +262,13 @@ def bench(db: str, seconds: float, levels: list[int], target: str) -> list[dict[
                     f"p50 {row['p50_ms']:>7} ms  p99 {row['p99_ms']:>7} ms  errors {errors}",
                     flush=True,
                 )
+        ok = True
     finally:
         cluster.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        if ok:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            print(f"{db}: data and servers.log kept in {root}", file=sys.stderr)
     return rows
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import structlog
+import uvloop
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -144,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rlog.configure(s.log_format, s.log_level)
     try:
-        asyncio.run(serve(s))
+        # uvloop roughly halves the event loop's cost per request and per peer frame;
+        # on two cores that is throughput the servers keep.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve(s))
     except ValueError as e:
         print(f"raftkv: {e}", file=sys.stderr)
         return 2

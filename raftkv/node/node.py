@@ -39,6 +39,7 @@ from raftkv.node.watch import WatchHub
 from raftkv.raft import (
     Config,
     EntryType,
+    HardState,
     Message,
     ProposalDropped,
     Raft,
@@ -137,6 +138,7 @@ class Node:
         self.snap_index = self.logstore.snapshot().meta.index
         self._io = ThreadPoolExecutor(1, thread_name_prefix=f"lmdb-{cfg.name}")
         self._wake = asyncio.Event()
+        self._deferred_hard_state: HardState | None = None
         self._proposals: dict[bytes, asyncio.Future[ApplyResult]] = {}
         self._read_pending: list[asyncio.Future[None]] = []
         self._read_batches: dict[bytes, tuple[float, list[asyncio.Future[None]]]] = {}
@@ -384,8 +386,19 @@ class Node:
         ss = rd.soft_state
         if ss.lead != self.leader or ss.role != self.role:
             self._on_soft_state(ss.lead, ss.role)
-        if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
-            await self._run_io(self.logstore.save, rd.hard_state, rd.entries, rd.snapshot)
+        # Appends and heartbeats go out before our own fsync (contract step 0).
+        self.transport.send(rd.early_messages)
+        hs = rd.hard_state
+        if hs is not None and not rd.must_sync and not rd.entries and rd.snapshot is None:
+            # Only the commit index moved: it is relearned from the leader after a
+            # restart, so it need not cost an LMDB commit (two fsyncs) of its own.
+            # It rides along with the next write that has to reach the disk anyway.
+            self._deferred_hard_state = hs
+            hs = None
+        if rd.snapshot is not None or rd.entries or hs is not None:
+            hs = hs or self._deferred_hard_state
+            self._deferred_hard_state = None
+            await self._run_io(self.logstore.save, hs, rd.entries, rd.snapshot)
         if rd.snapshot is not None:
             self.snap_index = rd.snapshot.meta.index
             self.conf_state = rd.snapshot.meta.conf_state

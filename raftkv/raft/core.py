@@ -7,6 +7,12 @@ and acknowledges it with `advance(ready)`.
 
 The Ready contract, which every driver must follow in this order:
 
+0. `ready.early_messages` may be sent at once, before persisting: they are a
+   leader's appends and heartbeats (and forwarded requests), which promise nothing
+   about this node's unpersisted state -- the leader counts itself toward a quorum
+   only after `advance` reports its entries durable, and its term was made durable
+   when it campaigned. This lets the leader's fsync overlap the followers' (etcd-io/
+   raft: "writing to the leader's disk in parallel").
 1. Persist `ready.snapshot`, then `ready.entries`, then `ready.hard_state`
    (one write, fsynced when `ready.must_sync`).
 2. Only then send `ready.messages`: votes and append acknowledgements in them promise
@@ -114,9 +120,23 @@ class Ready:
     entries: tuple[Entry, ...]
     snapshot: Snapshot | None
     committed_entries: tuple[Entry, ...]
-    messages: tuple[Message, ...]
+    messages: tuple[Message, ...]  # send only after persisting
     read_states: tuple[ReadState, ...]
     must_sync: bool
+    early_messages: tuple[Message, ...] = ()  # may be sent before persisting
+
+
+# Messages that never promise this node's durable state (see the contract, step 0).
+EARLY_TYPES = frozenset(
+    {
+        MessageType.APP,
+        MessageType.HEARTBEAT,
+        MessageType.SNAP,
+        MessageType.TIMEOUT_NOW,
+        MessageType.PROPOSE,
+        MessageType.READ_INDEX,
+    }
+)
 
 
 @dataclass
@@ -269,15 +289,20 @@ class Raft:
             hard is not None
             and (hard.term != self._prev_hard.term or hard.vote != self._prev_hard.vote)
         )
+        early = tuple(m for m in self.msgs if m.type in EARLY_TYPES)
+        late = (
+            tuple(m for m in self.msgs if m.type not in EARLY_TYPES) if early else tuple(self.msgs)
+        )
         rd = Ready(
             soft_state=self.soft_state,
             hard_state=hard,
             entries=entries,
             snapshot=self.log.unstable.snapshot,
             committed_entries=tuple(self.log.next_committed_entries(self.cfg.max_size_per_msg)),
-            messages=tuple(self.msgs),
+            messages=late,
             read_states=tuple(self.read_states),
             must_sync=must_sync or self.log.unstable.snapshot is not None,
+            early_messages=early,
         )
         self.msgs = []
         self.read_states = []

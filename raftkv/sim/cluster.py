@@ -292,6 +292,10 @@ class Simulation:
             if guard > 1000:
                 self._fail("livelock", f"n{n.id} produced Ready forever")
             rd = core.ready()
+            # 0. a leader's appends and heartbeats may leave before its own fsync.
+            for m in rd.early_messages:
+                self._check_durable_before_send(n, m)
+                self.net.send(m, self.now)
             # 1. persist: snapshot, entries, hard state.
             if rd.snapshot is not None:
                 self._install_snapshot(n, rd.snapshot)

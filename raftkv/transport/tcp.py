@@ -77,9 +77,12 @@ class _Peer:
                 await self._pump(writer)
             except asyncio.CancelledError:
                 raise
-            except (TimeoutError, OSError, ConnectionError) as e:
+            except Exception as e:
+                # Any failure means "reconnect": a dead peer task would silently cut
+                # this link forever. (uvloop reports a write to a reset connection
+                # as RuntimeError, not ConnectionResetError.)
                 if self.connected:
-                    self.t.log.info("peer disconnected", peer=self.addr.id, error=str(e))
+                    self.t.log.info("peer disconnected", peer=self.addr.id, error=repr(e))
             finally:
                 self.connected = False
                 if writer is not None:

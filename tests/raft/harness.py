@@ -69,6 +69,10 @@ class Net:
         if not r.has_ready():
             return None
         rd = r.ready()
+        for m in rd.early_messages:  # may go before persisting (contract step 0)
+            self.sent.append(m)
+            if (m.frm, m.to) not in self.cut_links:
+                self.inbox.append(m)
         st = self.storages[nid]
         if rd.snapshot is not None:
             st.apply_snapshot(rd.snapshot)
