@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import sys
+import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -61,14 +62,32 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="raftkv")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run one cluster member")
+    s.add_argument(
+        "--config",
+        default=None,
+        help=f"a TOML file of the settings below (keys as the flags, with underscores; "
+        f"env {ENV_PREFIX}CONFIG). Flags win over the environment, which wins over the file.",
+    )
     for name in ServeSettings.model_fields:
         flag = "--" + name.replace("_", "-")
         s.add_argument(flag, dest=name, default=None, help=f"(env {ENV_PREFIX}{name.upper()})")
     return p
 
 
+class ConfigFileError(ValueError):
+    """The --config file is missing or is not valid TOML."""
+
+
 def settings_from(args: argparse.Namespace, env: dict[str, str]) -> ServeSettings:
+    """Merge the settings' three sources: flags, then RAFTKV_* variables, then TOML."""
     raw: dict[str, object] = {}
+    config = getattr(args, "config", None) or env.get(ENV_PREFIX + "CONFIG")
+    if config:
+        try:
+            with open(config, "rb") as f:
+                raw.update(tomllib.load(f))
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ConfigFileError(f"cannot read config file {config}: {e}") from e
     for name in ServeSettings.model_fields:
         v = getattr(args, name, None)
         if v is None:
@@ -142,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         s = settings_from(args, dict(os.environ))
     except ValidationError as e:
         print(f"raftkv: invalid settings:\n{e}", file=sys.stderr)
+        return 2
+    except ConfigFileError as e:
+        print(f"raftkv: {e}", file=sys.stderr)
         return 2
     rlog.configure(s.log_format, s.log_level)
     try:
