@@ -57,10 +57,11 @@ MSG_TIMEOUT = "etcdserver: request timed out"
 class EtcdError(Exception):
     """A gRPC status the gateway turns into etcd's JSON error body."""
 
-    def __init__(self, code: GrpcStatus, message: str) -> None:
+    def __init__(self, code: GrpcStatus, message: str, decode: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.decode = decode  # raised by the gateway while decoding, before the RPC
 
     @classmethod
     def from_mvcc(cls, e: MvccError) -> EtcdError:
@@ -77,12 +78,24 @@ class EtcdError(Exception):
             ensure_ascii=False,
         ).encode("utf-8")
 
-    def response(self) -> web.Response:
-        return web.Response(
-            status=self.status,
-            body=self.body(),
-            headers={**RPC_HEADERS, "Content-Type": "application/json"},
+    async def respond(self, req: web.Request) -> web.StreamResponse:
+        """grpc-gateway's HTTPError, framed as etcd frames it: a request that did not
+        decode gets a Content-Length answer; an error from the RPC itself is chunked.
+        Neither carries Grpc-Metadata-Content-Type."""
+        if self.decode:
+            return web.Response(
+                status=self.status,
+                body=self.body(),
+                headers={**CORS_HEADERS, "Content-Type": "application/json"},
+            )
+        resp = web.StreamResponse(
+            status=self.status, headers={**CORS_HEADERS, "Content-Type": "application/json"}
         )
+        resp.enable_chunked_encoding()
+        await resp.prepare(req)
+        await resp.write(self.body())
+        await resp.write_eof()
+        return resp
 
 
 def text_response(status: int, text: str) -> web.Response:

@@ -95,6 +95,12 @@ def _go_type(v: Any) -> str:
 
 
 def invalid(message: str) -> EtcdError:
+    """A request that does not decode (JSON, base64, enum, number syntax)."""
+    return EtcdError(GrpcStatus.INVALID_ARGUMENT, message, decode=True)
+
+
+def rejected(message: str) -> EtcdError:
+    """A request that decodes but etcd's server refuses (InvalidArgument)."""
     return EtcdError(GrpcStatus.INVALID_ARGUMENT, message)
 
 

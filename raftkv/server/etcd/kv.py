@@ -11,7 +11,7 @@ from typing import Any
 from raftkv.server.etcd.encode import response_body
 from raftkv.server.etcd.errors import MSG_KEY_NOT_FOUND, MSG_TOO_MANY_OPS, EtcdError, GrpcStatus
 from raftkv.server.etcd.gateway import Gateway
-from raftkv.server.etcd.jsonpb import arr, invalid, obj, to_bool, to_enum, to_int, unb64
+from raftkv.server.etcd.jsonpb import arr, obj, rejected, to_bool, to_enum, to_int, unb64
 from raftkv.storage import commands as cmds
 from raftkv.storage.errors import MSG_EMPTY_KEY, MvccError
 
@@ -21,7 +21,7 @@ MAX_TXN_OPS = 128  # etcd's --max-txn-ops default
 def _key(body: dict[str, Any]) -> bytes:
     key = unb64(body.get("key"), "key")
     if not key:
-        raise invalid(MSG_EMPTY_KEY)
+        raise rejected(MSG_EMPTY_KEY)
     return key
 
 
@@ -48,7 +48,7 @@ def parse_range(b: dict[str, Any]) -> cmds.Range:
         max_create_revision=to_int(b.get("max_create_revision"), "max_create_revision"),
     )
     if not key:
-        raise invalid(MSG_EMPTY_KEY)
+        raise rejected(MSG_EMPTY_KEY)
     return r
 
 
@@ -64,11 +64,11 @@ def parse_put(b: dict[str, Any]) -> cmds.Put:
         ignore_lease=to_bool(b.get("ignore_lease"), "ignore_lease"),
     )
     if not key:
-        raise invalid(MSG_EMPTY_KEY)
+        raise rejected(MSG_EMPTY_KEY)
     if p.ignore_value and p.value:
-        raise invalid("etcdserver: value is provided")
+        raise rejected("etcdserver: value is provided")
     if p.ignore_lease and p.lease:
-        raise invalid("etcdserver: lease is provided")
+        raise rejected("etcdserver: lease is provided")
     return p
 
 
@@ -78,7 +78,7 @@ def parse_delete(b: dict[str, Any]) -> cmds.DeleteRange:
         key, unb64(b.get("range_end"), "range_end"), prev_kv=to_bool(b.get("prev_kv"), "prev_kv")
     )
     if not key:
-        raise invalid(MSG_EMPTY_KEY)
+        raise rejected(MSG_EMPTY_KEY)
     return d
 
 
@@ -103,7 +103,7 @@ def parse_compare(b: dict[str, Any]) -> cmds.Compare:
         operand = to_int(b.get(field), field)
     range_end = unb64(b.get("range_end"), "range_end")
     if not key:
-        raise invalid(MSG_EMPTY_KEY)
+        raise rejected(MSG_EMPTY_KEY)
     return cmds.Compare(key, target, result, operand, range_end)
 
 
@@ -116,7 +116,7 @@ def parse_op(b: dict[str, Any]) -> cmds.TxnOp:
         return parse_delete(obj(b["request_delete_range"]))
     if b.get("request_txn") is not None:
         return parse_txn(obj(b["request_txn"]))
-    raise invalid(MSG_KEY_NOT_FOUND)  # etcd's checkRequestOp on an empty op
+    raise rejected(MSG_KEY_NOT_FOUND)  # etcd's checkRequestOp on an empty op
 
 
 def parse_txn(b: dict[str, Any]) -> cmds.Txn:
@@ -124,7 +124,7 @@ def parse_txn(b: dict[str, Any]) -> cmds.Txn:
     success = tuple(parse_op(obj(o)) for o in arr(b.get("success")))
     failure = tuple(parse_op(obj(o)) for o in arr(b.get("failure")))
     if max(len(compares), len(success), len(failure)) > MAX_TXN_OPS:
-        raise invalid(MSG_TOO_MANY_OPS)
+        raise rejected(MSG_TOO_MANY_OPS)
     t = cmds.Txn(compares, success, failure)
     try:
         cmds.validate(t, 1 << 20)

@@ -12,7 +12,7 @@ from typing import Any
 
 from raftkv.server.etcd.errors import EtcdError, GrpcStatus
 from raftkv.server.etcd.gateway import Gateway
-from raftkv.server.etcd.jsonpb import b64, invalid, to_int, unb64
+from raftkv.server.etcd.jsonpb import b64, rejected, to_int, unb64
 from raftkv.storage import commands as cmds
 from raftkv.storage.errors import LeaseNotFoundError
 from raftkv.storage.results import EventType, RangeResponse, TxnResponse
@@ -47,18 +47,23 @@ async def lock(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
         assert isinstance(rr, RangeResponse) and rr.kvs
         my_rev = rr.kvs[0].create_revision
     try:
-        await _wait_turn(gw, prefix, my_rev)
+        waited_until = await _wait_turn(gw, prefix, my_rev)
     except asyncio.CancelledError:
         # the client went away while waiting: give the slot back, as Mutex.Lock does
         task = asyncio.ensure_future(gw.propose(cmds.DeleteRange(key), growing=False))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
         raise
+    if waited_until is not None:  # etcd's Mutex keeps the header of its last wait
+        header = gw.header(waited_until)
     return {"header": header, "key": b64(key)}
 
 
-async def _wait_turn(gw: Gateway, prefix: bytes, my_rev: int) -> None:
+async def _wait_turn(gw: Gateway, prefix: bytes, my_rev: int) -> int | None:
+    """Block until no key under `prefix` is older than ours; None if it never waited,
+    else the revision at which the last wait ended."""
     end = cmds.prefix_end(prefix)
     mvcc = gw.node.mvcc
+    waited = False
     while True:
         sub = gw.node.hub.subscribe(prefix, end)
         try:
@@ -71,7 +76,8 @@ async def _wait_turn(gw: Gateway, prefix: bytes, my_rev: int) -> None:
                 max_create_revision=my_rev - 1,
             )
             if not r.kvs:
-                return
+                return r.revision if waited else None
+            waited = True
             waiting_on = r.kvs[0].key
             deleted = False
             while not deleted:
@@ -86,6 +92,6 @@ async def _wait_turn(gw: Gateway, prefix: bytes, my_rev: int) -> None:
 async def unlock(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     key = unb64(body.get("key"), "key")
     if not key:
-        raise invalid("etcdserver: key is not provided")
+        raise rejected("etcdserver: key is not provided")
     res = await gw.propose(cmds.DeleteRange(key), growing=False)
     return {"header": gw.header(res.revision)}

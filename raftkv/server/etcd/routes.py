@@ -112,7 +112,7 @@ def _unary(gw: Gateway, fn: Unary) -> Callable[[web.Request], Awaitable[web.Stre
             body = request_object(await req.read())
             return _json(await fn(gw, body))
         except (EtcdError, MvccError, UnavailableError, web.HTTPRequestEntityTooLarge) as e:
-            return _as_etcd(e).response()
+            return await _as_etcd(e).respond(req)
 
     return handler
 
@@ -145,20 +145,22 @@ async def _messages(req: web.Request) -> AsyncIterator[dict[str, Any]]:
             pos = 0
 
 
-def _stream_error(e: EtcdError) -> web.Response:
+async def _stream_error(req: web.Request, e: EtcdError) -> web.StreamResponse:
     """A stream whose first message does not decode: grpc-gateway answers Unknown."""
-    return EtcdError(GrpcStatus.UNKNOWN, e.message).response()
+    return await EtcdError(GrpcStatus.UNKNOWN, e.message, decode=True).respond(req)
 
 
 async def _open_stream(req: web.Request) -> tuple[web.StreamResponse, Any]:
+    """A chunked response whose head goes out with the first message, as in etcd."""
     resp = web.StreamResponse(headers=JSON_HEADERS)
     resp.enable_chunked_encoding()
-    await resp.prepare(req)
     lock = asyncio.Lock()
 
     async def send(msg: dict[str, Any]) -> None:
         data = dumps({"result": msg}) + b"\n"
         async with lock:
+            if not resp.prepared:
+                await resp.prepare(req)
             await resp.write(data)  # one write = one chunk: never split a message
 
     return resp, send
@@ -176,10 +178,12 @@ def _watch(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamResponse]
         msgs = _messages(req)
         try:
             first: dict[str, Any] | None = await anext(msgs)
+            if first is not None:
+                WatchStream.check(first)
         except StopAsyncIteration:
             first = None
         except EtcdError as e:
-            return _stream_error(e)
+            return await _stream_error(req, e)
         resp, send = await _open_stream(req)
         ws = WatchStream(gw, send)
         try:
@@ -216,7 +220,7 @@ def _keepalive(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamRespo
         except StopAsyncIteration:
             first = None
         except EtcdError as e:
-            return _stream_error(e)
+            return await _stream_error(req, e)
         resp, send = await _open_stream(req)
         try:
             if first is not None:
@@ -227,6 +231,8 @@ def _keepalive(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamRespo
             pass  # a bad later message or a lost leader ends the stream, as in etcd
         except ConnectionResetError:
             return resp
+        if not resp.prepared:
+            await resp.prepare(req)
         await resp.write_eof()
         return resp
 
@@ -240,7 +246,7 @@ def _snapshot(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamRespon
         try:
             request_object(await req.read())
         except EtcdError as e:
-            return e.response()
+            return await e.respond(req)
         resp, send = await _open_stream(req)
         try:
             async for m in maintenance.snapshot_messages(gw):

@@ -68,6 +68,15 @@ class WatchStream:
         out.update(body)
         return out
 
+    @staticmethod
+    def check(msg: dict[str, Any]) -> None:
+        """Decode-time validation (bad base64/enum), which etcd reports before any
+        stream output for the first message."""
+        if msg.get("create_request") is not None:
+            _Spec(obj(msg["create_request"]))
+        elif msg.get("cancel_request") is not None:
+            to_int(obj(msg["cancel_request"]).get("watch_id"), "watch_id")
+
     async def handle(self, msg: dict[str, Any]) -> None:
         """One WatchRequest (create / cancel / progress); others are ignored like etcd."""
         if msg.get("create_request") is not None:
