@@ -15,6 +15,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import msgpack
+
+from raftkv.raft.messages import ConfState
+from raftkv.storage import codec as scodec
+
 MEMBERS_FILE = "members.json"
 
 
@@ -76,3 +81,51 @@ def save_members(data_dir: Path, members: list[Member]) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, data_dir / MEMBERS_FILE)
+
+
+@dataclass(frozen=True)
+class MembershipRecord:
+    """Membership as of an applied index, stored in the state machine.
+
+    It is written in the same LMDB transaction as the entries that changed it, so it
+    travels inside snapshots: a node that catches up by snapshot learns every
+    member's address (which otherwise lives only in the compacted conf-change
+    entries), and `max_id` keeps a removed member's id from ever being reused.
+    """
+
+    conf_state: ConfState
+    members: tuple[Member, ...]
+    client_urls: dict[int, str]
+    max_id: int
+
+
+_RECORD_VERSION = 1
+
+
+def encode_membership(rec: MembershipRecord) -> bytes:
+    return msgpack.packb(
+        {
+            "v": _RECORD_VERSION,
+            "conf": scodec.encode_conf_state(rec.conf_state),
+            "members": [
+                [m.id, m.name, m.peer_url, rec.client_urls.get(m.id, "")]
+                for m in sorted(rec.members, key=lambda m: m.id)
+            ],
+            "max_id": rec.max_id,
+        }
+    )
+
+
+def decode_membership(raw: bytes) -> MembershipRecord:
+    """Also reads the bare conf state older data dirs stored (no member addresses)."""
+    obj = msgpack.unpackb(raw)
+    if not isinstance(obj, dict):
+        cs = scodec.decode_conf_state(raw)
+        return MembershipRecord(cs, (), {}, max(cs.all_nodes(), default=0))
+    if obj.get("v") != _RECORD_VERSION:
+        raise ValueError(f"unknown membership record version {obj.get('v')!r}")
+    members = tuple(Member(int(i), str(n), str(p)) for i, n, p, _ in obj["members"])
+    urls = {int(i): str(c) for i, _, _, c in obj["members"] if c}
+    return MembershipRecord(
+        scodec.decode_conf_state(obj["conf"]), members, urls, int(obj["max_id"])
+    )

@@ -31,6 +31,9 @@ from raftkv.node import reconfig
 from raftkv.node.lessor import Lessor, min_ttl
 from raftkv.node.membership import (
     Member,
+    MembershipRecord,
+    decode_membership,
+    encode_membership,
     load_or_bootstrap_members,
     parse_initial_cluster,
     save_members,
@@ -50,7 +53,6 @@ from raftkv.raft import (
 )
 from raftkv.raft.confchange import apply_conf_change
 from raftkv.raft.messages import ConfChange
-from raftkv.storage import codec as scodec
 from raftkv.storage import commands as cmds
 from raftkv.storage.env import GiB, open_env
 from raftkv.storage.logstore import LogStore
@@ -130,6 +132,12 @@ class Node:
             random.Random(int.from_bytes(os.urandom(8), "big")),
         )
         self.conf_state = self.logstore.conf_state()
+        # The highest member id ever assigned (ids are never reused): from the state
+        # machine's membership record when there is one.
+        raw_membership = self.mvcc.conf_state()
+        self.max_member_id = max(m.id for m in self.members)
+        if raw_membership:
+            self.max_member_id = max(self.max_member_id, decode_membership(raw_membership).max_id)
         self.client_urls: dict[int, str] = {self.id: cfg.client_url}
         self.lessor = Lessor(min_ttl(cfg.election_tick, cfg.tick_seconds))
         self.hub = WatchHub()
@@ -278,9 +286,9 @@ class Node:
                 return
             self.metrics["snapshots_received_total"] += 1
             self.log.info("snapshot restored", applied=self.mvcc.applied_index())
-            raw_cs = self.mvcc.conf_state()
-            if raw_cs:
-                self.conf_state = scodec.decode_conf_state(raw_cs)
+            raw = self.mvcc.conf_state()
+            if raw:
+                reconfig.adopt_membership(self, decode_membership(raw))
         self._on_messages([m])
 
     def _restore_from_file(self, path: Path) -> None:
@@ -445,7 +453,16 @@ class Node:
                 batch.append((e.index, b""))
             else:
                 batch.append((e.index, e.data))
-        raw_cs = scodec.encode_conf_state(self.conf_state) if cs_changed else None
+        raw_cs = None
+        if cs_changed:
+            self.max_member_id = max(
+                self.max_member_id, *self.conf_state.all_nodes(), *(m.id for m in self.members)
+            )
+            raw_cs = encode_membership(
+                MembershipRecord(
+                    self.conf_state, tuple(self.members), dict(self.client_urls), self.max_member_id
+                )
+            )
         results = await self._run_io(self.mvcc.apply, batch, raw_cs)
         self.metrics["applied_entries_total"] += len(batch)
         leader = self.role == Role.LEADER

@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from raftkv.node.membership import Member, save_members
+from raftkv.node.membership import Member, MembershipRecord, save_members
 from raftkv.raft import ProposalDropped, Role
 from raftkv.raft.messages import ConfChange, ConfChangeType
 from raftkv.transport import tcp
@@ -83,20 +83,37 @@ def on_conf_change_applied(node: Node, cc: ConfChange) -> None:
 
 
 def _add_peer(node: Node, m: Member) -> None:
-    """Start dialling a new member (the transport takes its peer list at start-up)."""
-    t = node.transport
-    if m.id in t.peers:
-        return
-    peer = tcp._Peer(t, tcp.PeerAddr(m.id, *m.peer_host_port))
-    t.peers[m.id] = peer
-    if t._server is not None:  # started: dial now; otherwise start() dials everyone
-        peer.task = asyncio.create_task(peer.run())
+    node.transport.add_peer(tcp.PeerAddr(m.id, *m.peer_host_port))
 
 
 def _remove_peer(node: Node, nid: int) -> None:
-    peer = node.transport.peers.pop(nid, None)
-    if peer is not None and peer.task is not None:
-        peer.task.cancel()
+    node.transport.remove_peer(nid)
+
+
+def adopt_membership(node: Node, rec: MembershipRecord) -> None:
+    """Take the membership restored from a snapshot: dial members added while we
+    were behind, forget removed ones, and persist the list (members.json)."""
+    node.conf_state = rec.conf_state
+    node.max_member_id = max(node.max_member_id, rec.max_id)
+    if not rec.members:
+        return  # an older record without addresses: keep what we know
+    current = {m.id: m for m in node.members}
+    wanted = {m.id: m for m in rec.members}
+    for nid, m in wanted.items():
+        if nid != node.id and nid not in current:
+            _add_peer(node, m)
+    for nid in current:
+        if nid not in wanted and nid != node.id:
+            _remove_peer(node, nid)
+            node.client_urls.pop(nid, None)
+    for nid, url in rec.client_urls.items():
+        node.client_urls.setdefault(nid, url)
+    new = sorted(wanted.values(), key=lambda m: m.id)
+    if node.id not in wanted:
+        _mark_removed(node)
+    if new != node.members:
+        node.members = new
+        save_members(node.cfg.data_dir, new)
 
 
 def _mark_removed(node: Node) -> None:
@@ -109,8 +126,9 @@ def _mark_removed(node: Node) -> None:
 
 
 def next_member_id(node: Node) -> int:
+    """Never reuse an id, even of a removed member: the record keeps the highest."""
     known = {m.id for m in node.members} | set(node.conf_state.all_nodes())
-    return max(known, default=0) + 1
+    return max(max(known, default=0), node.max_member_id) + 1
 
 
 def _require_leader(node: Node) -> None:

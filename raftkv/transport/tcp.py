@@ -160,6 +160,21 @@ class PeerTransport:
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[None]] = set()
 
+    def add_peer(self, addr: PeerAddr) -> None:
+        """Start dialling a member added at runtime (idempotent)."""
+        if addr.id == self.id or addr.id in self.peers:
+            return
+        peer = _Peer(self, addr)
+        self.peers[addr.id] = peer
+        if self._server is not None:  # started: dial now; otherwise start() dials everyone
+            peer.task = asyncio.create_task(peer.run())
+
+    def remove_peer(self, peer_id: int) -> None:
+        """Stop dialling a member that was removed (idempotent)."""
+        peer = self.peers.pop(peer_id, None)
+        if peer is not None and peer.task is not None:
+            peer.task.cancel()
+
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, self.listen[0], self.listen[1])
         for p in self.peers.values():
