@@ -94,14 +94,19 @@ def run_etcd(root: Path) -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def run_raftkv(root: Path) -> Iterator[int]:
-    """A fresh single-member raftkv (tests/integration's Cluster); yields its port."""
+def run_raftkv(root: Path, follower: bool = False) -> Iterator[int]:
+    """A fresh raftkv (tests/integration's Cluster); yields a client port.
+
+    `follower`: a 3-member cluster, and the port of a follower, so that requests take
+    the forwarding paths (proposals, ReadIndex, lease clocks on the leader).
+    """
     (root / "raftkv").mkdir(parents=True, exist_ok=True)
-    c = Cluster(root / "raftkv", size=1)
+    c = Cluster(root / "raftkv", size=3 if follower else 1)
     c.start_all()
     try:
-        c.wait_leader()
-        port = c.members["n1"].client_port
+        leader = c.wait_leader()
+        name = c.followers(leader)[0] if follower else leader
+        port = c.members[name].client_port
         _wait_health(port, lambda b: b.get("health") is True, None)
         yield port
     finally:

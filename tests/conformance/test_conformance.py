@@ -52,8 +52,17 @@ def _compare(name: str, got: list[list[Any]], want: list[list[Any]], source: str
     assert len(got) == len(want), f"{name}: {len(got)} steps here, {len(want)} in {source}"
 
 
-@pytest.mark.parametrize("name", list(SCENARIOS))
-def test_matches_etcd(name: str, tmp_path: Path) -> None:
+# Scenarios whose answers do not depend on the cluster size also run on a follower of
+# a 3-member cluster (maintenance lists members, so it is leader-only).
+CASES = [(n, False) for n in SCENARIOS] + [
+    (n, True) for n in ("kv", "errors", "leases", "watch", "lock")
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "follower"), CASES, ids=[f"{n}-{'follower' if f else 'single'}" for n, f in CASES]
+)
+def test_matches_etcd(name: str, follower: bool, tmp_path: Path) -> None:
     etcd_out: dict[str, Any] = {}
     th = None
     if LIVE:
@@ -61,7 +70,7 @@ def test_matches_etcd(name: str, tmp_path: Path) -> None:
         (tmp_path / "etcd").mkdir()
         th.start()
     try:
-        with run_raftkv(tmp_path) as port:
+        with run_raftkv(tmp_path, follower) as port:
             t = Target(port, is_etcd=False)
             SCENARIOS[name](t)
     finally:
