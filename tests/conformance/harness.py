@@ -34,6 +34,7 @@ KEPT_HEADERS = (
     "access-control-allow-headers",
     "x-content-type-options",
     "transfer-encoding",
+    "trailer",
 )
 ID_FIELDS = {"cluster_id", "member_id"}
 SIZE_FIELDS = {"dbSize", "dbSizeInUse", "raftIndex", "raftAppliedIndex", "hash"}

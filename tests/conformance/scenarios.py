@@ -156,6 +156,8 @@ def errors(t: Target) -> None:
     t.call("watch bad base64", "/v3/watch", '{"create_request":{"key":"!"}}')
     t.call("keepalive garbage", "/v3/lease/keepalive", "xx")
     t.call("version", "/version", method="GET")
+    t.call("CORS preflight", "/v3/kv/range", method="OPTIONS")
+    t.call("CORS preflight watch", "/v3/watch", method="OPTIONS")
 
 
 def leases(t: Target) -> None:
@@ -342,6 +344,16 @@ def maintenance(t: Target) -> None:
     t.call("defragment", "/v3/maintenance/defragment", {})
     t.call("member list", "/v3/cluster/member/list", {})
     t.call("version", "/version", method="GET")
+    t.call("member remove unknown", "/v3/cluster/member/remove", {"ID": 5})
+    t.call("member promote unknown", "/v3/cluster/member/promote", {"ID": "5"})
+    t.call(
+        "member update unknown",
+        "/v3/cluster/member/update",
+        {"ID": 5, "peerURLs": ["http://127.0.0.1:1"]},
+    )
+    t.call("member add bad url", "/v3/cluster/member/add", {"peerURLs": ["bad"]})
+    t.call("member add no url", "/v3/cluster/member/add", {})
+    t.call("transfer to unknown", "/v3/maintenance/transfer-leadership", {"targetID": 5})
     s = t.stream("/v3/maintenance/snapshot", {})
     t.note("snapshot head", {"status": s.status, "headers": _hdrs(s.headers)})
     msgs: list[Any] = []

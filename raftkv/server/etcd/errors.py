@@ -89,7 +89,12 @@ class EtcdError(Exception):
                 headers={**CORS_HEADERS, "Content-Type": "application/json"},
             )
         resp = web.StreamResponse(
-            status=self.status, headers={**CORS_HEADERS, "Content-Type": "application/json"}
+            status=self.status,
+            headers={
+                **CORS_HEADERS,
+                "Content-Type": "application/json",
+                "Trailer": "Grpc-Trailer-Content-Type",
+            },
         )
         resp.enable_chunked_encoding()
         await resp.prepare(req)

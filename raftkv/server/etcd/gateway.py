@@ -110,7 +110,7 @@ class Gateway:
     def is_leader(self) -> bool:
         return self.node.role == Role.LEADER
 
-    async def leader_call(self, method: str, path: str) -> tuple[int, Any]:
+    async def leader_call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """Ask the leader's native /v1 API (lease clocks live only on the leader)."""
         url = self.node.leader_client_url
         if url is None:
@@ -121,6 +121,7 @@ class Gateway:
             async with self.session.request(
                 method,
                 url + path,
+                json=body,
                 headers={"X-Raftkv-Forwarded": "1"},
                 timeout=aiohttp.ClientTimeout(total=self.node.cfg.request_timeout),
             ) as r:

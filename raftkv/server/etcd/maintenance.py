@@ -120,21 +120,8 @@ async def defragment(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-async def member_list(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
-    n = gw.node
-    members = []
-    for m in n.members:
-        one: dict[str, Any] = {"ID": str(gw.member_id(m.id)), "name": m.name}
-        one["peerURLs"] = [m.peer_url]
-        url = n.client_urls.get(m.id)
-        if url:
-            one["clientURLs"] = [url]
-        members.append(one)
-    return {"header": gw.header(0), "members": members}
-
-
 async def unsupported(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
-    """Cluster reconfiguration, leadership transfer and elections: not in raftkv."""
+    """etcd's election service: not implemented by raftkv."""
     raise EtcdError(GrpcStatus.UNIMPLEMENTED, "raftkv: not supported by the etcd gateway")
 
 

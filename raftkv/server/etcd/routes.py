@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from raftkv.node.node import Node, UnavailableError
-from raftkv.server.etcd import kv, lease, lock, maintenance
+from raftkv.server.etcd import cluster, kv, lease, lock, maintenance
 from raftkv.server.etcd.errors import (
     CORS_HEADERS,
     MSG_AUTH_NOT_ENABLED,
@@ -64,12 +64,12 @@ UNARY: dict[str, Unary] = {
     "/maintenance/hash": maintenance.hash_,
     "/maintenance/alarm": maintenance.alarm,
     "/maintenance/defragment": maintenance.defragment,
-    "/maintenance/transfer-leadership": maintenance.unsupported,
-    "/cluster/member/list": maintenance.member_list,
-    "/cluster/member/add": maintenance.unsupported,
-    "/cluster/member/remove": maintenance.unsupported,
-    "/cluster/member/update": maintenance.unsupported,
-    "/cluster/member/promote": maintenance.unsupported,
+    "/maintenance/transfer-leadership": cluster.transfer_leadership,
+    "/cluster/member/list": cluster.member_list,
+    "/cluster/member/add": cluster.member_add,
+    "/cluster/member/remove": cluster.member_remove,
+    "/cluster/member/update": cluster.member_update,
+    "/cluster/member/promote": cluster.member_promote,
     "/lock/lock": lock.lock,
     "/lock/unlock": lock.unlock,
     **{
@@ -104,8 +104,15 @@ def _as_etcd(e: Exception) -> EtcdError:
     raise e
 
 
+def _preflight() -> web.Response:
+    """etcd answers a CORS preflight itself: 200, empty, CORS headers only."""
+    return web.Response(status=200, headers=CORS_HEADERS)
+
+
 def _unary(gw: Gateway, fn: Unary) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(req: web.Request) -> web.StreamResponse:
+        if req.method == "OPTIONS":
+            return _preflight()
         if req.method != "POST":
             return text_response(405, "Method Not Allowed\n")
         try:
@@ -173,6 +180,8 @@ def _closing(req: web.Request) -> bool:
 
 def _watch(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(req: web.Request) -> web.StreamResponse:
+        if req.method == "OPTIONS":
+            return _preflight()
         if req.method != "POST":
             return text_response(405, "Method Not Allowed\n")
         msgs = _messages(req)
@@ -210,6 +219,8 @@ def _watch(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamResponse]
 
 def _keepalive(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(req: web.Request) -> web.StreamResponse:
+        if req.method == "OPTIONS":
+            return _preflight()
         if req.method != "POST":
             return text_response(405, "Method Not Allowed\n")
         msgs = _messages(req)
@@ -241,6 +252,8 @@ def _keepalive(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamRespo
 
 def _snapshot(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(req: web.Request) -> web.StreamResponse:
+        if req.method == "OPTIONS":
+            return _preflight()
         if req.method != "POST":
             return text_response(405, "Method Not Allowed\n")
         try:
