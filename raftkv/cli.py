@@ -156,6 +156,11 @@ def _peer_listen(s: ServeSettings) -> tuple[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    from raftkv import ctl  # client commands (get, put, watch, lock, ...) live there
+
+    if argv and (argv[0] in ctl.COMMANDS or argv[0] in ("--endpoints", "-w", "--write-out")):
+        return ctl.main(argv)
     args = _parser().parse_args(argv)
     try:
         s = settings_from(args, dict(os.environ))
