@@ -288,6 +288,14 @@ class Target:
             body = body.encode()
         return RawStream(self.port, path, body, head_timeout)
 
+    def stream_nowait(self, path: str, body: Any) -> socket.socket:
+        """Send a request and return the socket without reading an answer."""
+        data = json.dumps(body).encode()
+        sock = socket.create_connection(("127.0.0.1", self.port), 5)
+        head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(data)}\r\n\r\n"
+        sock.sendall(head.encode() + data)
+        return sock
+
     def messages(self, s: RawStream, n: int, timeout: float = 5.0) -> list[Any]:
         return s.messages(n, timeout, merge_newline=self.is_etcd)
 

@@ -383,9 +383,15 @@ def lock(t: Target) -> None:
     th.join(10)
     t.note("second lock acquired", result["answer"])
     t.note("acquired after unlock", result["at"] >= unlocked_at)
+    t.call("grant 779", "/v3/lease/grant", {"TTL": 30, "ID": 779})
+    gone = t.stream_nowait("/v3/lock/lock", {"name": name, "lease": 779})
+    time.sleep(0.5)
+    gone.close()  # a waiter that disconnects gives its queue slot back
+    time.sleep(1.5)
+    t.call("waiter gone", "/v3/kv/range", {"key": b64("mylock/"), "range_end": b64("mylock0")})
     t.call("relock same lease", "/v3/lock/lock", {"name": name, "lease": 778})
     t.call("unlock second", "/v3/lock/unlock", {"key": b64("mylock/30a")})
-    t.call("lock unknown lease", "/v3/lock/lock", {"name": name, "lease": 779})
+    t.call("lock unknown lease", "/v3/lock/lock", {"name": name, "lease": 780})
 
 
 SCENARIOS: dict[str, Callable[[Target], None]] = {

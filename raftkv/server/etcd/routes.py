@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -109,6 +110,24 @@ def _preflight() -> web.Response:
     return web.Response(status=200, headers=CORS_HEADERS)
 
 
+async def _unless_gone(req: web.Request, call: Awaitable[dict[str, Any]]) -> dict[str, Any] | None:
+    """Await `call`; cancel it and return None if the client disconnects first.
+
+    aiohttp does not cancel handlers on disconnect, and a blocked call must not outlive
+    its client: a v3lock waiter would otherwise acquire the lock for nobody (etcd's
+    Mutex gives its slot back when the request context ends)."""
+    task = asyncio.ensure_future(call)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=0.5)
+        if done:
+            return task.result()
+        if _closing(req):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return None
+
+
 def _unary(gw: Gateway, fn: Unary) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(req: web.Request) -> web.StreamResponse:
         if req.method == "OPTIONS":
@@ -117,7 +136,10 @@ def _unary(gw: Gateway, fn: Unary) -> Callable[[web.Request], Awaitable[web.Stre
             return text_response(405, "Method Not Allowed\n")
         try:
             body = request_object(await req.read())
-            return _json(await fn(gw, body))
+            out = await _unless_gone(req, fn(gw, body))
+            if out is None:
+                return web.Response(status=499)  # nobody is listening any more
+            return _json(out)
         except (EtcdError, MvccError, UnavailableError, web.HTTPRequestEntityTooLarge) as e:
             return await _as_etcd(e).respond(req)
 
