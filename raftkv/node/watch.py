@@ -2,17 +2,20 @@
 
 The apply path publishes each batch's events once; every watcher whose key range
 matches gets them in revision order through its own bounded queue. A watcher that
-falls too far behind is cancelled (its stream ends) rather than stalling apply.
+falls too far behind is dropped from the live feed (flagged `overflowed`) rather than
+stalling apply or growing memory; its stream then catches up from stored history.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass, field
 
 from raftkv.storage.results import Event
 
-WATCH_QUEUE = 10_000
+# Batches buffered per watcher before it falls back to catching up from storage.
+WATCH_QUEUE = int(os.environ.get("RAFTKV_WATCH_QUEUE", "10000"))
 
 
 @dataclass(eq=False)

@@ -349,47 +349,60 @@ class Api:
                     o.pop("prev_kv", None)
             return out
 
+        async def catch_up(after: int) -> int:
+            """Send stored history after `after` up to the current revision; returns
+            the last revision sent. Raises RevisionCompactedError below compaction."""
+            last = after
+            while True:
+                page = node.mvcc.events(last + 1, key, range_end, 1000, want_prev)
+                for rev, evs in _group(page.events):
+                    await send({"revision": rev, "events": events_json(evs)})
+                if page.last_revision <= last:
+                    return last
+                last = page.last_revision
+                if last >= node.mvcc.current_revision():
+                    return last
+
         try:
             await resp.prepare(req)
             current = node.mvcc.current_revision()
             last = current
             await send({"created": True, "revision": current})
-            if start:
-                last = start - 1
-                try:
-                    while True:
-                        page = node.mvcc.events(last + 1, key, range_end, 1000, want_prev)
-                        for rev, evs in _group(page.events):
-                            await send({"revision": rev, "events": events_json(evs)})
-                        if page.last_revision <= last:
-                            break
-                        last = page.last_revision
-                        if last >= node.mvcc.current_revision():
-                            break
-                except RevisionCompactedError:
-                    await send(
-                        {
-                            "compact_revision": node.mvcc.compact_revision(),
-                            "error": {
-                                "code": "compacted",
-                                "message": "required revision has been compacted",
-                            },
-                        }
-                    )
-                    return resp
-            while True:
-                try:
-                    batch = await asyncio.wait_for(w.queue.get(), 10.0)
-                except TimeoutError:
-                    await send({"progress": True, "revision": node.mvcc.current_revision()})
-                    continue
-                if batch is None:
-                    await send({"canceled": True, "reason": "watcher fell behind or node stopped"})
-                    return resp
-                fresh = [e for e in batch if e.revision > last]
-                for rev, evs in _group(fresh):
-                    await send({"revision": rev, "events": events_json(evs)})
-                    last = rev
+            try:
+                if start:
+                    last = await catch_up(start - 1)
+                while True:
+                    try:
+                        batch = await asyncio.wait_for(w.queue.get(), 10.0)
+                    except TimeoutError:
+                        await send({"progress": True, "revision": node.mvcc.current_revision()})
+                        continue
+                    if batch is None and w.overflowed:
+                        # We fell behind the live feed: subscribe afresh and catch up
+                        # from storage (memory stays bounded; nothing is skipped).
+                        node.hub.unsubscribe(w)
+                        w = node.hub.subscribe(key, range_end)
+                        last = await catch_up(last)
+                        continue
+                    if batch is None:
+                        await send({"canceled": True, "reason": "node stopped"})
+                        return resp
+                    fresh = [e for e in batch if e.revision > last]
+                    for rev, evs in _group(fresh):
+                        await send({"revision": rev, "events": events_json(evs)})
+                        last = rev
+            except RevisionCompactedError:
+                await send(
+                    {
+                        "compact_revision": node.mvcc.compact_revision(),
+                        "canceled": True,
+                        "error": {
+                            "code": "compacted",
+                            "message": "required revision has been compacted",
+                        },
+                    }
+                )
+                return resp
         except (ConnectionResetError, asyncio.CancelledError):
             return resp
         finally:
