@@ -138,6 +138,18 @@ def errors(t: Target) -> None:
     t.call("txn empty op", "/v3/kv/txn", {"success": [{}]})
     t.call("txn op without key", "/v3/kv/txn", {"success": [{"request_range": {}}]})
     t.call("lease too large", "/v3/lease/grant", {"TTL": 9999999999})
+    # etcd's 1.5 MiB limit is on the decoded request, not on the (base64) JSON body
+    big = {"key": FOO, "value": b64("x" * 1_200_000)}
+    t.call("put 1.2 MB value", "/v3/kv/put", big, keep_body=False)
+    t.call("range 1.2 MB value", "/v3/kv/range", {"key": FOO, "keys_only": True})
+    t.call("put 1.6 MB value", "/v3/kv/put", {"key": FOO, "value": b64("x" * 1_600_000)})
+    t.call("put 3 MB body", "/v3/kv/put", {"key": FOO, "value": b64("x" * 3_000_000)})
+    txn = {
+        "success": [
+            {"request_put": {"key": b64(f"t{i}"), "value": b64("y" * 400_000)}} for i in range(4)
+        ]
+    }
+    t.call("txn 1.6 MB", "/v3/kv/txn", txn)
     t.call("put unknown lease", "/v3/kv/put", {"key": FOO, "lease": 4660})
     t.call("unknown route", "/v3/kv/rag", {})
     t.call("unknown prefix route", "/v3/nothing/here", {})

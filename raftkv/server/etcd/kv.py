@@ -16,6 +16,8 @@ from raftkv.storage import commands as cmds
 from raftkv.storage.errors import MSG_EMPTY_KEY, MvccError
 
 MAX_TXN_OPS = 128  # etcd's --max-txn-ops default
+MAX_REQUEST = 3 * 512 * 1024  # etcd's --max-request-bytes default
+GRPC_MAX_RECV = MAX_REQUEST + 512 * 1024  # etcd's gRPC MaxRecvMsgSize
 
 
 def _key(body: dict[str, Any]) -> bytes:
@@ -140,6 +142,68 @@ def _has_put(t: cmds.Txn) -> bool:
     return False
 
 
+def _vlen(n: int) -> int:
+    return max(1, (n.bit_length() + 6) // 7) if n >= 0 else 10
+
+
+def _b(field: int, b: bytes) -> int:
+    return (1 if field < 16 else 2) + _vlen(len(b)) + len(b) if b else 0
+
+
+def _i(field: int, v: int) -> int:
+    return (1 if field < 16 else 2) + _vlen(v) if v else 0
+
+
+def _msg(field: int, size: int) -> int:
+    return 1 + _vlen(size) + size
+
+
+def proto_size(op: cmds.TxnOp | cmds.Compare) -> int:
+    """The request's protobuf size: what etcd's gRPC and request-size limits measure."""
+    if isinstance(op, cmds.Put):
+        flags = (op.prev_kv, op.ignore_value, op.ignore_lease)
+        return _b(1, op.key) + _b(2, op.value) + _i(3, op.lease) + 2 * sum(flags)
+    if isinstance(op, cmds.DeleteRange):
+        return _b(1, op.key) + _b(2, op.range_end) + 2 * op.prev_kv
+    if isinstance(op, cmds.Range):
+        ints = (op.limit, op.revision, int(op.sort_order), int(op.sort_target))
+        return (
+            _b(1, op.key)
+            + _b(2, op.range_end)
+            + sum(_i(3, v) for v in ints)
+            + 2 * (op.keys_only + op.count_only)
+            + sum(
+                _i(10, v)
+                for v in (
+                    op.min_mod_revision,
+                    op.max_mod_revision,
+                    op.min_create_revision,
+                    op.max_create_revision,
+                )
+            )
+        )
+    if isinstance(op, cmds.Compare):
+        operand = _b(7, op.operand) if isinstance(op.operand, bytes) else _i(4, op.operand)
+        rest = _i(1, int(op.result)) + _i(2, int(op.target)) + _b(3, op.key)
+        return rest + operand + _b(64, op.range_end)
+    compares = sum(_msg(1, proto_size(c)) for c in op.compares)
+    ops = sum(_msg(1, _msg(1, proto_size(x))) for x in (*op.success, *op.failure))
+    return compares + ops
+
+
+def check_size(op: cmds.TxnOp) -> None:
+    """etcd's two limits: gRPC's receive limit (1.5 MiB + 512 KiB of overhead allowance,
+    ResourceExhausted) and --max-request-bytes on the proposal (InvalidArgument)."""
+    size = proto_size(op)
+    if size > GRPC_MAX_RECV:
+        raise EtcdError(
+            GrpcStatus.RESOURCE_EXHAUSTED,
+            f"grpc: received message larger than max ({size} vs. {GRPC_MAX_RECV})",
+        )
+    if size > MAX_REQUEST:
+        raise EtcdError(GrpcStatus.INVALID_ARGUMENT, "etcdserver: request is too large")
+
+
 async def kv_range(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     r = parse_range(body)
     await gw.linearize(to_bool(body.get("serializable"), "serializable"))
@@ -164,19 +228,24 @@ async def kv_range(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def kv_put(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
-    res = await gw.propose(parse_put(body))
+    put = parse_put(body)
+    check_size(put)
+    res = await gw.propose(put)
     assert res.response is not None
     return response_body(res.response, gw.header(res.revision))
 
 
 async def kv_delete(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
-    res = await gw.propose(parse_delete(body), growing=False)
+    d = parse_delete(body)
+    check_size(d)
+    res = await gw.propose(d, growing=False)
     assert res.response is not None
     return response_body(res.response, gw.header(res.revision))
 
 
 async def kv_txn(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     t = parse_txn(body)
+    check_size(t)
     res = await gw.propose(t, growing=_has_put(t))
     assert res.response is not None
     return response_body(res.response, gw.header(res.revision))
