@@ -313,7 +313,7 @@ def normalise(v: Any, aliases: dict[str, str], fuzzy_ttl: bool = False) -> Any:
         for k, x in v.items():
             if k in ID_FIELDS or k == "raft_term" or k == "raftTerm" or k in SIZE_FIELDS:
                 out[k] = f"<{k}>"
-            elif k == "leader" or (k == "ID" and "peerURLs" in v):
+            elif (k == "leader" and isinstance(x, str)) or (k == "ID" and "peerURLs" in v):
                 out[k] = "<member>"
             elif k in ("peerURLs", "clientURLs"):
                 out[k] = ["<url>"] * len(x)

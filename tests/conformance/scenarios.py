@@ -339,6 +339,7 @@ def maintenance(t: Target) -> None:
         {"action": "ACTIVATE", "memberID": 0, "alarm": "NOSPACE"},
     )
     t.call("alarm get", "/v3/maintenance/alarm", {"action": "GET"})
+    t.call("status with alarm", "/v3/maintenance/status", {})
     t.call("put nospace", "/v3/kv/put", {"key": FOO, "value": BAR})
     t.call("txn put nospace", "/v3/kv/txn", {"success": [{"request_put": {"key": FOO}}]})
     t.call("txn range nospace", "/v3/kv/txn", {"success": [{"request_range": {"key": FOO}}]})
@@ -406,7 +407,44 @@ def lock(t: Target) -> None:
     t.call("lock unknown lease", "/v3/lock/lock", {"name": name, "lease": 780})
 
 
+def election(t: Target) -> None:
+    name = b64("myelection")
+    t.call("grant 900", "/v3/lease/grant", {"TTL": 30, "ID": 900})
+    t.call("grant 901", "/v3/lease/grant", {"TTL": 30, "ID": 901})
+    t.call("no leader yet", "/v3/election/leader", {"name": name})
+    first = t.call(
+        "campaign", "/v3/election/campaign", {"name": name, "lease": 900, "value": b64("a")}
+    )
+    lead = first["body"]["leader"]
+    t.call("leader", "/v3/election/leader", {"name": name})
+    t.call("proclaim", "/v3/election/proclaim", {"leader": lead, "value": b64("b")})
+    t.call("leader after proclaim", "/v3/election/leader", {"name": name})
+    obs = t.stream("/v3/election/observe", {"name": name})
+    t.note("observe head", {"status": obs.status, "headers": _hdrs(obs.headers)})
+    t.note("observe current", t.messages(obs, 1))
+    result: dict[str, Any] = {}
+
+    def second() -> None:
+        body = {"name": name, "lease": 901, "value": b64("c")}
+        result["answer"] = t.raw("POST", "/v3/election/campaign", body)
+
+    th = threading.Thread(target=second)
+    th.start()
+    time.sleep(0.8)
+    t.note("second candidate waiting", th.is_alive())
+    t.call("resign", "/v3/election/resign", {"leader": lead})
+    th.join(10)
+    t.note("second candidate leads", result["answer"])
+    t.note("observe new leader", t.messages(obs, 1))
+    obs.close()
+    t.call("proclaim stale", "/v3/election/proclaim", {"leader": lead, "value": b64("x")})
+    t.call("resign stale", "/v3/election/resign", {"leader": lead})
+    t.call("resign without leader", "/v3/election/resign", {})
+    t.call("campaign unknown lease", "/v3/election/campaign", {"name": name, "lease": 902})
+
+
 SCENARIOS: dict[str, Callable[[Target], None]] = {
+    "election": election,
     "kv": kv,
     "errors": errors,
     "leases": leases,

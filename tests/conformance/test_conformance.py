@@ -55,7 +55,7 @@ def _compare(name: str, got: list[list[Any]], want: list[list[Any]], source: str
 # Scenarios whose answers do not depend on the cluster size also run on a follower of
 # a 3-member cluster (maintenance lists members, so it is leader-only).
 CASES = [(n, False) for n in SCENARIOS] + [
-    (n, True) for n in ("kv", "errors", "leases", "watch", "lock")
+    (n, True) for n in ("kv", "errors", "leases", "watch", "lock", "election")
 ]
 
 

@@ -47,7 +47,7 @@ async def lock(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
         assert isinstance(rr, RangeResponse) and rr.kvs
         my_rev = rr.kvs[0].create_revision
     try:
-        waited_until = await _wait_turn(gw, prefix, my_rev)
+        waited_until = await wait_turn(gw, prefix, my_rev)
     except asyncio.CancelledError:
         # the client went away while waiting: give the slot back, as Mutex.Lock does
         task = asyncio.ensure_future(gw.propose(cmds.DeleteRange(key), growing=False))
@@ -58,7 +58,7 @@ async def lock(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     return {"header": header, "key": b64(key)}
 
 
-async def _wait_turn(gw: Gateway, prefix: bytes, my_rev: int) -> int | None:
+async def wait_turn(gw: Gateway, prefix: bytes, my_rev: int) -> int | None:
     """Block until no key under `prefix` is older than ours; None if it never waited,
     else the revision at which the last wait ended."""
     end = cmds.prefix_end(prefix)

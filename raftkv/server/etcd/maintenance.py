@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from enum import IntEnum
 from typing import Any
 
-from raftkv.server.etcd.errors import EtcdError, GrpcStatus
 from raftkv.server.etcd.gateway import Gateway
 from raftkv.server.etcd.jsonpb import b64, to_enum, to_int
 
@@ -55,11 +54,17 @@ async def status(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
         if v:
             out[name] = str(v)
     if gw.alarms:
-        out["errors"] = [f"memberID:{m} alarm:{AlarmType(a).name} " for m, a in gw.alarms]
+        out["errors"] = [_alarm_text(m, a) for m, a in gw.alarms]
     used = n.mvcc.db_size_in_use()
     if used:
         out["dbSizeInUse"] = str(used)
     return out
+
+
+def _alarm_text(member: int, alarm: int) -> str:
+    """An AlarmMember in protobuf text format, as etcd puts it in `errors`."""
+    out = f"memberID:{member} " if member else ""
+    return out + (f"alarm:{AlarmType(alarm).name} " if alarm else "")
 
 
 def _kv_hash(gw: Gateway) -> int:
@@ -118,11 +123,6 @@ async def alarm(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
 
 async def defragment(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     return {}
-
-
-async def unsupported(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
-    """etcd's election service: not implemented by raftkv."""
-    raise EtcdError(GrpcStatus.UNIMPLEMENTED, "raftkv: not supported by the etcd gateway")
 
 
 async def snapshot_messages(gw: Gateway) -> AsyncIterator[dict[str, Any]]:

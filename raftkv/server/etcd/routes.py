@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from raftkv.node.node import Node, UnavailableError
-from raftkv.server.etcd import cluster, kv, lease, lock, maintenance
+from raftkv.server.etcd import cluster, election, kv, lease, lock, maintenance
 from raftkv.server.etcd.errors import (
     CORS_HEADERS,
     MSG_AUTH_NOT_ENABLED,
@@ -75,10 +75,10 @@ UNARY: dict[str, Unary] = {
     "/cluster/member/promote": cluster.member_promote,
     "/lock/lock": lock.lock,
     "/lock/unlock": lock.unlock,
-    **{
-        f"/election/{rpc}": maintenance.unsupported
-        for rpc in ("campaign", "proclaim", "leader", "resign")
-    },
+    "/election/campaign": election.campaign,
+    "/election/proclaim": election.proclaim,
+    "/election/leader": election.leader,
+    "/election/resign": election.resign,
     **{f"/auth/{rpc}": _auth_disabled for rpc in ("enable", "disable", "authenticate")},
     **{
         f"/auth/user/{rpc}": _auth_disabled
@@ -308,6 +308,32 @@ def _snapshot(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamRespon
     return handler
 
 
+def _observe(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Server streaming: open until the client goes away, like watch."""
+
+    async def handler(req: web.Request) -> web.StreamResponse:
+        if req.method == "OPTIONS":
+            return _preflight()
+        if req.method != "POST":
+            return text_response(405, "Method Not Allowed\n")
+        try:
+            body = request_object(await _read_body(req))
+        except EtcdError as e:
+            return await e.respond(req)
+        resp, send = await _open_stream(req)
+        task = asyncio.ensure_future(election.observe(gw, body, send))
+        try:
+            while not _closing(req) and not task.done():
+                await asyncio.sleep(0.25)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        return resp
+
+    return handler
+
+
 def _not_found(text: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(req: web.Request) -> web.StreamResponse:
         return text_response(404, text)
@@ -335,7 +361,7 @@ def mount(app: web.Application, node: Node) -> Gateway:
         r.add_route("*", prefix + "/watch", _watch(gw))
         r.add_route("*", prefix + "/lease/keepalive", _keepalive(gw))
         r.add_route("*", prefix + "/maintenance/snapshot", _snapshot(gw))
-        r.add_route("*", prefix + "/election/observe", _unary(gw, maintenance.unsupported))
+        r.add_route("*", prefix + "/election/observe", _observe(gw))
         r.add_route("*", prefix + "/{tail:.*}", _not_found("Not Found\n"))
     r.add_route("*", "/v3alpha/{tail:.*}", _not_found("404 page not found\n"))
     r.add_route("*", "/version", _version)
