@@ -1,0 +1,7 @@
+"""Entry point for ``python -m jepsen``."""
+
+import sys
+
+from jepsen.cli import main
+
+sys.exit(main())

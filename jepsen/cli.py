@@ -1,0 +1,84 @@
+"""``python -m jepsen run|suite``: one run, or the short standard suite with a table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from jepsen.nemesis import KINDS
+from jepsen.runner import RunConfig, run
+from jepsen.workloads import WORKLOADS
+
+SUITE = [(w, n) for w in ("register", "set") for n in ("none", "kill", "pause", "partition")]
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nodes", type=int, default=3, choices=[3, 5])
+    p.add_argument("--time", type=float, default=20.0, help="seconds of workload")
+    p.add_argument("--rate", type=float, default=50.0, help="target ops/s over all workers")
+    p.add_argument("--concurrency", type=int, default=6)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--store", type=Path, default=Path("store"))
+    p.add_argument("--db", choices=["raftkv"], default="raftkv")
+
+
+def _nemesis(s: str) -> str:
+    bad = [k for k in s.split(",") if k not in KINDS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown nemesis {bad}; choose from {KINDS}")
+    return s
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m jepsen")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="one run")
+    _common(r)
+    r.add_argument("--workload", choices=sorted(WORKLOADS), default="register")
+    r.add_argument(
+        "--nemesis", type=_nemesis, default="none", help="comma list of " + ",".join(KINDS)
+    )
+    s = sub.add_parser("suite", help="register and set under none/kill/pause/partition")
+    _common(s)
+    a = ap.parse_args(argv)
+    base = dict(
+        nodes=a.nodes,
+        time=a.time,
+        rate=a.rate,
+        concurrency=a.concurrency,
+        seed=a.seed,
+        store=a.store,
+    )
+    if a.cmd == "run":
+        code, _ = run(RunConfig(workload=a.workload, nemesis=a.nemesis, **base))  # type: ignore[arg-type]
+        return code
+    rows = []
+    worst = 0
+    for w, n in SUITE:
+        code, summ = run(RunConfig(workload=w, nemesis=n, **base))  # type: ignore[arg-type]
+        c = summ.get("counts", {})
+        rows.append(
+            (
+                w,
+                n,
+                summ.get("ops", 0),
+                c.get("ok", 0),
+                c.get("fail", 0),
+                c.get("info", 0),
+                summ.get("verdict", "harness-error"),
+            )
+        )
+        worst = max(worst, code)
+    print(
+        f"\n{'workload':<10} {'nemesis':<10} {'ops':>6} {'ok':>6} {'fail':>6} {'info':>6}  verdict"
+    )
+    for row in rows:
+        print(
+            f"{row[0]:<10} {row[1]:<10} {row[2]:>6} {row[3]:>6} {row[4]:>6} {row[5]:>6}  {row[6]}"
+        )
+    return worst
+
+
+if __name__ == "__main__":
+    sys.exit(main())

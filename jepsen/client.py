@@ -1,0 +1,81 @@
+"""The recording client: one HTTP request per attempt, never a retry.
+
+A retry inside the client would hide an unknown outcome behind a success and make
+the history lie, so every transport outcome is reported as-is and the workload maps
+it to ok / fail / info:
+
+* ``refused`` — connection failed before the request was sent: definitely not applied;
+* ``timeout`` / ``reset`` — the request may have been applied: unknown;
+* ``http`` — a status code and a JSON body.
+
+A fresh connection per request (no keep-alive) avoids a pooled connection that died
+during a fault being reused and failing in an ambiguous way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+
+@dataclass
+class Reply:
+    kind: str  # http | refused | timeout | reset
+    status: int = 0
+    body: Any = None
+    error: str | None = None
+
+
+class Http:
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(force_close=True, limit=0),
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        )
+
+    async def request(
+        self, method: str, base: str, key: str, query: str = "", body: bytes | None = None
+    ) -> Reply:
+        url = f"{base}/v1/kv/{quote(key, safe='/')}{query}"
+        try:
+            async with self.session.request(method, url, data=body) as r:
+                raw = await r.read()
+                try:
+                    parsed = json.loads(raw) if raw else None
+                except ValueError:
+                    parsed = raw.decode(errors="replace")
+                return Reply("http", r.status, parsed)
+        except aiohttp.ClientConnectorError as e:
+            return Reply("refused", error=f"{type(e).__name__}: {e}")
+        except TimeoutError:
+            return Reply("timeout", error="timeout")
+        except (aiohttp.ClientError, OSError) as e:
+            return Reply("reset", error=f"{type(e).__name__}: {e}")
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+def write_outcome(rep: Reply) -> str:
+    """Map a write's reply to ok / fail / info."""
+    if rep.kind == "refused":
+        return "fail"
+    if rep.kind != "http":
+        return "info"
+    if rep.status == 200:
+        return "ok"
+    if rep.status == 503 or rep.status >= 500:
+        return "info"  # may have been proposed before the timeout
+    return "fail"  # 4xx: rejected, including 412 compare failed
+
+
+def read_outcome(rep: Reply) -> str:
+    """Reads change nothing, so anything but an answer is a fail (no effect to track)."""
+    if rep.kind == "http" and rep.status in (200, 404):
+        return "ok"
+    return "fail" if rep.kind in ("refused", "http") else "info"

@@ -1,0 +1,175 @@
+"""A fresh raftkv cluster of real processes, with peer traffic through ProxyNet.
+
+Each node's ``--initial-cluster`` lists the same names in the same order (member IDs
+are positions), but the *other* members' peer URLs point at the proxy for link
+self→other; only its own entry is its real peer URL. Only processes started here are
+ever signalled, always by pid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from jepsen.proxy import ProxyNet
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Node:
+    name: str
+    client_port: int
+    peer_port: int
+    data_dir: Path
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    paused: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+
+class Cluster:
+    def __init__(self, root: Path, size: int, seed: int = 0) -> None:
+        self.root = root
+        self.names = [f"n{i + 1}" for i in range(size)]
+        self.nodes = {
+            n: Node(n, free_port(), free_port(), root / "data" / n, root / "nodes" / f"{n}.log")
+            for n in self.names
+        }
+        self.net = ProxyNet(seed)
+        self.initial: dict[str, str] = {}
+        self._http: aiohttp.ClientSession | None = None
+
+    async def setup(self) -> None:
+        (self.root / "nodes").mkdir(parents=True, exist_ok=True)
+        for src in self.names:
+            parts = []
+            for dst in self.names:
+                if dst == src:
+                    port = self.nodes[dst].peer_port
+                else:
+                    port = await self.net.add(src, dst, self.nodes[dst].peer_port)
+                parts.append(f"{dst}=http://127.0.0.1:{port}")
+            self.initial[src] = ",".join(parts)
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
+        for n in self.names:
+            self.start(n)
+
+    def start(self, name: str) -> None:
+        """Start or restart a node; a restart reuses its data dir and flags."""
+        node = self.nodes[name]
+        if node.proc is not None and node.proc.poll() is None:
+            return
+        cmd = [
+            sys.executable,
+            "-m",
+            "raftkv.cli",
+            "serve",
+            "--name",
+            name,
+            "--data-dir",
+            str(node.data_dir),
+            "--client-url",
+            node.url,
+            "--peer-url",
+            f"http://127.0.0.1:{node.peer_port}",
+            "--initial-cluster",
+            self.initial[name],
+        ]
+        with open(node.log, "ab") as out:
+            out.write(f"=== jepsen: start {time.strftime('%H:%M:%S')}\n".encode())
+            out.flush()
+            node.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        node.paused = False
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: a crash with no shutdown path."""
+        node = self.nodes[name]
+        p = node.proc
+        if p is not None and p.poll() is None:
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait(10)
+        node.paused = False
+
+    def pause(self, name: str) -> None:
+        p = self.nodes[name].proc
+        if p is not None and p.poll() is None:
+            os.kill(p.pid, signal.SIGSTOP)
+            self.nodes[name].paused = True
+
+    def resume(self, name: str) -> None:
+        p = self.nodes[name].proc
+        if p is not None and p.poll() is None:
+            os.kill(p.pid, signal.SIGCONT)
+        self.nodes[name].paused = False
+
+    def alive(self, name: str) -> bool:
+        p = self.nodes[name].proc
+        return p is not None and p.poll() is None
+
+    async def status(self, name: str) -> dict[str, Any] | None:
+        assert self._http is not None
+        try:
+            async with self._http.get(self.nodes[name].url + "/v1/status") as r:
+                if r.status != 200:
+                    return None
+                data: dict[str, Any] = await r.json()
+                return data
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
+            return None
+
+    async def leader(self) -> str | None:
+        """The leader named by a majority of reachable nodes, if any."""
+        sts = await asyncio.gather(*(self.status(n) for n in self.names))
+        votes: dict[str, int] = {}
+        for st in sts:
+            if st and st.get("leader_name"):
+                votes[st["leader_name"]] = votes.get(st["leader_name"], 0) + 1
+        for name, v in votes.items():
+            if v > len(self.names) // 2:
+                return name
+        return None
+
+    async def wait_healthy(self, timeout: float) -> dict[str, dict[str, Any]] | None:
+        """Every node up, one leader seen by all, applied and revision equal."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            sts = await asyncio.gather(*(self.status(n) for n in self.names))
+            if all(sts):
+                leaders = {s["leader_name"] for s in sts if s}
+                applied = {s["applied"] for s in sts if s}
+                revs = {s["revision"] for s in sts if s}
+                if len(leaders) == 1 and None not in leaders and len(applied) == len(revs) == 1:
+                    return {n: s for n, s in zip(self.names, sts, strict=True) if s}
+            await asyncio.sleep(0.2)
+        return None
+
+    async def close(self) -> None:
+        for n in self.names:
+            node = self.nodes[n]
+            if node.proc is not None and node.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(node.proc.pid, signal.SIGCONT)
+                    os.kill(node.proc.pid, signal.SIGKILL)
+                node.proc.wait(10)
+        await self.net.close()
+        if self._http is not None:
+            await self._http.close()

@@ -1,0 +1,137 @@
+"""Seeded fault schedules and their execution against a Cluster.
+
+The schedule (when, which fault, which shape, how long) is drawn from the seed before
+the run, so a seed replays the same plan; targets that depend on the cluster's state
+(the current leader) are resolved when the fault fires and recorded in nemesis.jsonl.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from jepsen.cluster import Cluster
+
+SHAPES: dict[str, list[str]] = {
+    "kill": ["one", "minority", "leader"],
+    "pause": ["one", "minority", "leader"],
+    "partition": ["isolate-one", "isolate-leader", "split", "one-way-leader"],
+}
+KINDS = ("none", *SHAPES)
+
+
+@dataclass
+class Fault:
+    start: float
+    duration: float
+    kind: str
+    shape: str
+    pick: int  # seeded choice among candidate targets
+
+
+def schedule(kinds: list[str], total: float, seed: int) -> list[Fault]:
+    """Faults with gaps of 2–4 s between them, each held 3–7 s (pauses and partitions
+    outlast the 1–2 s election timeout), all healed 3 s before the workload ends."""
+    kinds = [k for k in kinds if k != "none"]
+    rng = random.Random(seed * 7919 + 1)
+    out: list[Fault] = []
+    t = 3.0
+    while kinds:
+        start = t + rng.uniform(2, 4)
+        dur = rng.uniform(3, 7)
+        if start + dur > total - 3:
+            break
+        kind = rng.choice(kinds)
+        out.append(Fault(start, dur, kind, rng.choice(SHAPES[kind]), rng.randrange(1 << 30)))
+        t = start + dur
+    return out
+
+
+class Nemesis:
+    def __init__(self, cluster: Cluster, log_path: Path, clock: Any) -> None:
+        self.cluster = cluster
+        self.clock = clock  # callable giving seconds since run start
+        self.fh = open(log_path, "w")  # noqa: SIM115
+        self.windows: list[dict[str, Any]] = []
+
+    def log(self, type_: str, fault: str, **detail: Any) -> dict[str, Any]:
+        rec = {"time": round(self.clock(), 4), "type": type_, "fault": fault, **detail}
+        self.fh.write(json.dumps(rec) + "\n")
+        self.fh.flush()
+        return rec
+
+    async def _targets(self, f: Fault) -> list[str]:
+        names = self.cluster.names
+        rng = random.Random(f.pick)
+        if "leader" in f.shape:
+            leader = await self.cluster.leader()
+            return [leader] if leader else [rng.choice(names)]
+        if f.shape in ("minority", "split"):
+            return rng.sample(names, (len(names) - 1) // 2)
+        return [rng.choice(names)]
+
+    async def run(self, faults: list[Fault]) -> None:
+        for f in faults:
+            delay = f.start - self.clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            targets = await self._targets(f)
+            start = self.log("start", f.kind, shape=f.shape, targets=targets)
+            self._apply(f, targets)
+            await asyncio.sleep(f.duration)
+            self._undo(f, targets)
+            stop = self.log("stop", f.kind, shape=f.shape, targets=targets)
+            self.windows.append(
+                {
+                    "kind": f.kind,
+                    "shape": f.shape,
+                    "targets": targets,
+                    "start": start["time"],
+                    "stop": stop["time"],
+                }
+            )
+
+    def _apply(self, f: Fault, targets: list[str]) -> None:
+        c = self.cluster
+        others = [n for n in c.names if n not in targets]
+        if f.kind == "kill":
+            for n in targets:
+                c.kill(n)
+        elif f.kind == "pause":
+            for n in targets:
+                c.pause(n)
+        elif f.kind == "partition":
+            c.net.cut_between(targets, others, one_way=f.shape.startswith("one-way"))
+
+    def _undo(self, f: Fault, targets: list[str]) -> None:
+        c = self.cluster
+        if f.kind == "kill":
+            for n in targets:
+                c.start(n)
+        elif f.kind == "pause":
+            for n in targets:
+                c.resume(n)
+        elif f.kind == "partition":
+            c.net.heal()
+
+    def final_heal(self) -> None:
+        """Heal everything regardless of what the schedule left behind."""
+        c = self.cluster
+        c.net.heal()
+        for n in c.names:
+            if c.nodes[n].paused:
+                c.resume(n)
+            if not c.alive(n):
+                c.start(n)
+        self.log("final-heal", "all")
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def fault_dicts(faults: list[Fault]) -> list[dict[str, Any]]:
+    return [asdict(f) for f in faults]

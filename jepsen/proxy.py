@@ -1,0 +1,146 @@
+"""Per-link TCP proxies: one listener per ordered node pair i→j.
+
+Node i dials node j's peer URL through the proxy for link (i, j), so the harness can
+cut, delay or lose one direction of Raft traffic without root or netns. raftkv keeps
+one TCP connection per peer and direction, so cutting link (i, j) silences exactly
+what i sends to j.
+
+A cut link *blackholes* (accepts and discards, like a firewall DROP) rather than
+refusing, so senders see silence, not fast errors. Discarding bytes breaks the
+length-prefixed framing, so every connection that lived through a cut is closed on
+heal and the sender reconnects cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from dataclasses import dataclass, field
+
+
+@dataclass
+class LinkState:
+    cut: bool = False
+    delay: float = 0.0  # seconds added to every chunk
+    drop: float = 0.0  # probability a chunk kills its connection (models loss)
+
+
+@dataclass
+class Link:
+    src: str
+    dst: str
+    target_port: int
+    state: LinkState = field(default_factory=LinkState)
+    port: int = 0
+    server: asyncio.base_events.Server | None = None
+    conns: set[asyncio.Task[None]] = field(default_factory=set)
+    writers: set[asyncio.StreamWriter] = field(default_factory=set)
+    tainted: set[asyncio.StreamWriter] = field(default_factory=set)
+
+
+class ProxyNet:
+    """All links of one cluster, in the harness's event loop."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.links: dict[tuple[str, str], Link] = {}
+        self.rng = random.Random(seed)
+
+    async def add(self, src: str, dst: str, target_port: int) -> int:
+        link = Link(src, dst, target_port)
+        link.server = await asyncio.start_server(
+            lambda r, w: self._accept(link, r, w), "127.0.0.1", 0
+        )
+        link.port = link.server.sockets[0].getsockname()[1]
+        self.links[(src, dst)] = link
+        return link.port
+
+    def set(self, src: str, dst: str, **kw: float | bool) -> None:
+        link = self.links[(src, dst)]
+        was_cut = link.state.cut
+        for k, v in kw.items():
+            setattr(link.state, k, v)
+        if link.state.cut and not was_cut:
+            # Connections open at the cut are poisoned too: drop in-flight data.
+            link.tainted |= set(link.writers)
+
+    def heal(self) -> None:
+        """Restore every link and reset connections whose stream lost bytes."""
+        for link in self.links.values():
+            link.state = LinkState()
+            for w in list(link.tainted):
+                w.close()
+            link.tainted.clear()
+
+    def cut_between(self, a: list[str], b: list[str], one_way: bool = False) -> None:
+        for x in a:
+            for y in b:
+                if x != y:
+                    self.set(x, y, cut=True)
+                    if not one_way:
+                        self.set(y, x, cut=True)
+
+    async def _accept(self, link: Link, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        link.writers.add(w)
+        if link.state.cut:
+            link.tainted.add(w)
+        try:
+            ur, uw = await asyncio.open_connection("127.0.0.1", link.target_port)
+        except OSError:
+            w.close()
+            link.writers.discard(w)
+            return
+        link.writers.add(uw)
+        if link.state.cut:
+            link.tainted.add(uw)
+        pair = (w, uw)
+        a = asyncio.ensure_future(self._pump(link, r, uw, pair))
+        b = asyncio.ensure_future(self._pump(link, ur, w, pair))
+        link.conns |= {a, b}
+        try:
+            await asyncio.wait([a, b], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (a, b):
+                t.cancel()
+            for x in pair:
+                x.close()
+                link.writers.discard(x)
+                link.tainted.discard(x)
+            link.conns -= {a, b}
+
+    async def _pump(
+        self,
+        link: Link,
+        r: asyncio.StreamReader,
+        w: asyncio.StreamWriter,
+        pair: tuple[asyncio.StreamWriter, asyncio.StreamWriter],
+    ) -> None:
+        while True:
+            data = await r.read(65536)
+            if not data:
+                return
+            st = link.state
+            if st.cut:
+                for x in pair:
+                    link.tainted.add(x)
+                continue
+            if st.drop and self.rng.random() < st.drop:
+                return  # a lost segment: the stream is no longer usable
+            if st.delay:
+                await asyncio.sleep(st.delay)
+            w.write(data)
+            await w.drain()
+
+    async def close(self) -> None:
+        for link in self.links.values():
+            if link.server is not None:
+                link.server.close()
+            for t in list(link.conns):
+                t.cancel()
+            for w in list(link.writers):
+                with contextlib.suppress(Exception):
+                    w.close()
+        for link in self.links.values():
+            if link.server is not None:
+                with contextlib.suppress(Exception):
+                    await link.server.wait_closed()

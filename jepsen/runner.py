@@ -1,0 +1,129 @@
+"""One test run: cluster up, workload + nemesis, final heal, final reads, checks.
+
+Every step that can go wrong in the harness itself (cluster never elected a leader,
+an exception) ends the run with exit code 3, never with a verdict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jepsen import report
+from jepsen.checkers.result import INVALID, UNKNOWN, VALID, CheckResult, combine
+from jepsen.client import Http
+from jepsen.cluster import Cluster
+from jepsen.history import Recorder, load_events, pair
+from jepsen.nemesis import Nemesis, fault_dicts, schedule
+from jepsen.workloads import WORKLOADS, Context
+
+EXIT = {VALID: 0, INVALID: 1, UNKNOWN: 2}
+HARNESS_ERROR = 3
+
+
+@dataclass
+class RunConfig:
+    workload: str = "register"
+    nemesis: str = "none"
+    nodes: int = 3
+    time: float = 20.0
+    rate: float = 50.0
+    concurrency: int = 6
+    seed: int = 0
+    store: Path = Path("store")
+    op_timeout: float = 3.0
+
+
+def run(cfg: RunConfig) -> tuple[int, dict[str, Any]]:
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    out = cfg.store / f"{cfg.workload}-{cfg.nemesis.replace(',', '+')}-{stamp}-seed{cfg.seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        return asyncio.run(_run(cfg, out))
+    except Exception as e:  # noqa: BLE001 - any harness failure is exit 3, with the trace
+        (out / "harness-error.txt").write_text(traceback.format_exc())
+        print(f"HARNESS ERROR: {type(e).__name__}: {e}  ({out}/harness-error.txt)")
+        return HARNESS_ERROR, {"dir": str(out), "verdict": "harness-error", "error": str(e)}
+
+
+async def _run(cfg: RunConfig, out: Path) -> tuple[int, dict[str, Any]]:
+    kinds = [k for k in cfg.nemesis.split(",") if k]
+    faults = schedule(kinds, cfg.time, cfg.seed)
+    print(
+        f"raftkv-jepsen seed={cfg.seed} nodes={cfg.nodes} workload={cfg.workload} "
+        f"nemesis={cfg.nemesis} time={cfg.time}s rate={cfg.rate} conc={cfg.concurrency} "
+        f"net=proxy  -> {out}"
+    )
+    cluster = Cluster(out, cfg.nodes, cfg.seed)
+    http = Http(cfg.op_timeout)
+    rec = Recorder(out / "history.jsonl")
+    nem = Nemesis(cluster, out / "nemesis.jsonl", rec.now)
+    try:
+        await cluster.setup()
+        up = await cluster.wait_healthy(30)
+        if up is None:
+            raise RuntimeError("cluster did not elect a leader within 30 s")
+        leader = next(iter(up.values()))["leader_name"]
+        rec.t0 = time.monotonic()
+        print(f"[{rec.now():6.1f}s] cluster up: leader={leader}; {len(faults)} faults scheduled")
+        ctx = Context(
+            cluster, http, rec, random.Random(cfg.seed), cfg.concurrency, cfg.rate, cfg.time
+        )
+        wl = WORKLOADS[cfg.workload](ctx)
+        nem_task = asyncio.ensure_future(nem.run(faults))
+        await wl.run()
+        await nem_task
+        nem.final_heal()
+        healthy = await cluster.wait_healthy(60)
+        heal_t = rec.now()
+        print(f"[{heal_t:6.1f}s] final heal: {'healthy' if healthy else 'NOT healthy after 60 s'}")
+        local = await wl.final_reads()
+        statuses = {n: await cluster.status(n) for n in cluster.names}
+    finally:
+        rec.close()
+        nem.close()
+        await http.close()
+        await cluster.close()
+
+    ops = pair(load_events(out / "history.jsonl"))
+    results: list[CheckResult] = []
+    if healthy is None:
+        results.append(
+            CheckResult("recovery", INVALID, "cluster not healthy 60 s after final heal")
+        )
+    else:
+        results.append(CheckResult("recovery", VALID, f"healthy at {heal_t:.1f}s"))
+    results += wl.check(ops, statuses, local)
+    verdict = combine(results)
+    counts = {t: sum(1 for o in ops if o.type == t) for t in ("ok", "fail", "info")}
+    print(
+        f"history: {len(ops)} ops  ok {counts['ok']} | fail {counts['fail']} | "
+        f"info {counts['info']}  keys {len(ctx.keys)}"
+    )
+    print("checkers:")
+    for r in results:
+        print(r.line())
+    witness = report.witness(results, nem.windows)
+    if witness:
+        print("witness:\n" + json.dumps(witness, indent=1, default=str)[:4000])
+    summary = {
+        "config": {**cfg.__dict__, "store": str(cfg.store)},
+        "dir": str(out),
+        "faults": fault_dicts(faults),
+        "windows": nem.windows,
+        "ops": len(ops),
+        "counts": counts,
+        "checkers": [r.__dict__ for r in results],
+        "verdict": verdict,
+        "witness": witness,
+    }
+    (out / "results.json").write_text(json.dumps(summary, indent=1, default=str))
+    report.render(out, ops, nem.windows, summary)
+    print(f"RESULT: {verdict.upper()}  exit={EXIT[verdict]}  {out}/")
+    return EXIT[verdict], summary

@@ -1,0 +1,9 @@
+"""Workloads: op generators with their final reads and the checkers that judge them."""
+
+from jepsen.workloads.base import Context, Workload
+from jepsen.workloads.register import RegisterWorkload
+from jepsen.workloads.setw import SetWorkload
+
+WORKLOADS: dict[str, type[Workload]] = {"register": RegisterWorkload, "set": SetWorkload}
+
+__all__ = ["WORKLOADS", "Context", "Workload"]

@@ -1,0 +1,99 @@
+"""W1 register: get / put / CAS on independent keys with unique values.
+
+Workers share a few key slots; a slot moves to a fresh key after 200 ops or 8
+unknown-outcome writes, which keeps every per-key WGL search small (research 3.6).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from jepsen.checkers import convergence, linearizable, revision
+from jepsen.checkers.result import CheckResult
+from jepsen.client import read_outcome, write_outcome
+from jepsen.history import Op
+from jepsen.workloads.base import Workload
+
+OPS_PER_KEY = 200
+INFO_PER_KEY = 8
+
+
+@dataclass
+class Slot:
+    index: int
+    gen: int = 0
+    ops: int = 0
+    infos: int = 0
+    recent: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"reg/{self.index}/{self.gen}"
+
+
+class RegisterWorkload(Workload):
+    name = "register"
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self.slots = [Slot(i) for i in range(max(1, ctx.concurrency // 3))]
+        self.seq = 0
+
+    def _slot(self, rng: random.Random) -> Slot:
+        s = rng.choice(self.slots)
+        if s.ops >= OPS_PER_KEY or s.infos >= INFO_PER_KEY:
+            s.gen, s.ops, s.infos, s.recent = s.gen + 1, 0, 0, []
+        s.ops += 1
+        self.ctx.keys.add(s.key)
+        return s
+
+    async def one_op(self, process: int, node: str, rng: random.Random) -> str:
+        ctx = self.ctx
+        base = ctx.cluster.nodes[node].url
+        s = self._slot(rng)
+        key = s.key
+        roll = rng.random()
+        if roll < 0.4:
+            inv = ctx.rec.invoke(process, "read", key, None, node)
+            rep = await ctx.http.request("GET", base, key)
+            out = read_outcome(rep)
+            if out == "ok":
+                value, result = self.decode_read(rep.body if rep.status == 200 else None)
+                result["revision"] = rep.body.get("revision") if rep.body else None
+                ctx.rec.complete(inv, "ok", value=value, result=result)
+            else:
+                ctx.rec.complete(inv, out, error=rep.error or f"HTTP {rep.status}")
+            return out
+        self.seq += 1
+        new = f"{process}-{self.seq}"
+        if roll < 0.75:
+            f, value, query = "write", new, ""
+        else:
+            expected = rng.choice(s.recent) if s.recent else None
+            f, value = "cas", [expected, new]
+            query = "?if_absent" if expected is None else f"?if_value={expected}"
+        inv = ctx.rec.invoke(process, f, key, value, node)
+        rep = await ctx.http.request("PUT", base, key, query, new.encode())
+        out = write_outcome(rep)
+        if out == "ok":
+            ctx.rec.complete(inv, "ok", result={"revision": rep.body.get("revision")})
+        elif out == "fail" and rep.kind == "http" and rep.status == 412:
+            ctx.rec.complete(inv, "fail", result={"current": rep.body.get("current")}, error="412")
+        else:
+            ctx.rec.complete(inv, out, error=rep.error or f"HTTP {rep.status}")
+        if out == "info":
+            s.infos += 1
+        if out != "fail":
+            s.recent = [*s.recent[-2:], new]
+        return out
+
+    def check(
+        self, ops: list[Op], statuses: dict[str, Any], local: dict[str, Any]
+    ) -> list[CheckResult]:
+        return [
+            linearizable.check(ops),
+            revision.check(ops),
+            convergence.check(statuses, local),
+        ]
