@@ -4,10 +4,11 @@ over, and a watch resumes on another node without losing or repeating an event."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
-from raftkv.client import AsyncClient, Indeterminate, Unavailable
+from raftkv.client import AsyncClient, CompareFailed, Indeterminate, KeyNotFound, Unavailable
 from tests.client.conftest import endpoints
 from tests.integration.cluster import Cluster
 
@@ -42,9 +43,10 @@ async def test_watch_survives_its_node_dying_mid_stream(own_cluster: Cluster) ->
                 try:
                     await writer.put(f"w/{i}", str(i).encode())
                     break
-                except Indeterminate:  # may have applied: the check below tolerates it
-                    if (await writer.get(f"w/{i}")).value == str(i).encode():
-                        break
+                except Indeterminate:  # the write's node died mid-request: did it apply?
+                    with contextlib.suppress(KeyNotFound):
+                        if (await writer.get(f"w/{i}")).value == str(i).encode():
+                            break
         await asyncio.wait_for(task, 30)
         revs = [r for r, _ in seen]
         assert revs == sorted(set(revs)), "events out of order or repeated"
@@ -53,32 +55,40 @@ async def test_watch_survives_its_node_dying_mid_stream(own_cluster: Cluster) ->
 
 async def test_writes_fail_over_and_never_blindly_retry(own_cluster: Cluster) -> None:
     c = own_cluster
-    async with AsyncClient(endpoints(c), timeout=2, deadline=20) as cl:
-        used = _name_of(c, cl.transport.endpoints.pick())
+    leader = c.wait_leader()
+    follower = c.followers(leader)[0]
+    order = [follower, leader] + [n for n in c.members if n not in (follower, leader)]
+    eps = [f"http://127.0.0.1:{c.members[n].client_port}" for n in order]
+    async with AsyncClient(eps, timeout=3, deadline=20) as cl:
         await cl.put("f/a", b"1")
-        c.kill(used)  # connection refused from now on: safe to retry elsewhere
+        c.kill(follower)  # connection refused from now on: provably safe to retry elsewhere
         r = await cl.put("f/b", b"2")
         assert (await cl.get("f/b")).mod_revision == r.revision
-        assert _name_of(c, cl.transport.endpoints.pick()) != used
+        assert cl.transport.endpoints.pick() != eps[0]
+        c.start(follower)  # back to three, so the leader's death below leaves a quorum
+        c.wait_leader(30)
+
+        async def current() -> int:
+            try:
+                return int((await cl.get("f/counter")).value)
+            except KeyNotFound:
+                return 0
+
         counter = 0
-        for _ in range(30):  # a CAS counter through the failover: exact despite retries
+        for i in range(30):  # a CAS counter while the leader dies: exact, no double apply
+            if i == 10:
+                c.kill(leader)
             while True:
+                cur = await current()
                 try:
-                    cur = await cl.get("f/counter")
-                    nxt, mod = int(cur.value) + 1, cur.mod_revision
-                except Exception:  # noqa: BLE001 - KeyNotFound at the start
-                    nxt, mod = 1, 0
-                try:
-                    await cl.put_if_mod_revision("f/counter", str(nxt).encode(), mod)
-                    counter += 1
+                    mod = (await cl.get("f/counter")).mod_revision if cur else 0
+                    await cl.put_if_mod_revision("f/counter", str(cur + 1).encode(), mod)
                     break
-                except Indeterminate:
-                    continue
-                except Exception:  # noqa: BLE001 - CompareFailed: re-read, retry
-                    if (await cl.get("f/counter")).value == str(nxt).encode():
-                        counter += 1  # our indeterminate write applied
+                except (Indeterminate, CompareFailed):
+                    if await current() == cur + 1:  # our unknown-outcome write did apply
                         break
-        assert int((await cl.get("f/counter")).value) == counter == 30
+            counter += 1
+        assert await current() == counter == 30
 
 
 async def test_unavailable_when_every_node_is_down(own_cluster: Cluster) -> None:
