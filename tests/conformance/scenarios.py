@@ -18,6 +18,31 @@ FOO, BAR = b64("foo"), b64("bar")
 PFX, PFX_END = b64("foo/"), b64("foo0")
 
 
+# Go's encoding/base64 (strict padding, newlines skipped): etcd's error offsets
+BASE64_CASES = (
+    "not base64!!",
+    "Zm9",
+    "Zm9v=",
+    "Zg=",
+    "Zg==Zg==",
+    "@",
+    "Zm9v\nYmFy",
+    "Z===",
+    "Zm9v\r\n",
+    "Zm==",
+    "Zm=",
+    "Zm9vYg=x",
+    "====",
+    "Zm9vYmFy====",
+    "\nZm9v",
+    "Zm9v\n=",
+    "Zg=\n=",
+    "Zg=\n",
+    "Zm9-",
+    "Zm9_",
+)
+
+
 def kv(t: Target) -> None:
     t.call("put", "/v3/kv/put", {"key": FOO, "value": BAR})
     t.call("put prev_kv", "/v3/kv/put", {"key": FOO, "value": b64("bar2"), "prev_kv": True})
@@ -112,7 +137,7 @@ def errors(t: Target) -> None:
     t.call("missing key", "/v3/kv/put", {"value": "dg=="})
     t.call("range missing key", "/v3/kv/range", {})
     t.call("delete missing key", "/v3/kv/deleterange", {})
-    for bad in ("not base64!!", "Zm9", "Zm9v=", "Zg=", "Zg==Zg==", "@", "Zm9v\nYmFy", "Z==="):
+    for bad in BASE64_CASES:
         t.call(f"bad base64 {bad!r}", "/v3/kv/put", {"key": bad, "value": "dg=="})
     t.call("bad base64 value", "/v3/kv/put", {"key": FOO, "value": "a b"})
     t.call("truncated json", "/v3/kv/put", '{"key":')

@@ -23,8 +23,8 @@ from tests.conformance.scenarios import SCENARIOS
 EXPECTED = Path(__file__).parent / "expected"
 LIVE = etcd_binary() is not None and not os.environ.get("RAFTKV_CONFORMANCE_RECORDED")
 SKIPPED_NOTE = (
-    "etcd not on PATH: live etcd comparison SKIPPED; raftkv compared with the answers "
-    "recorded from etcd 3.4.23 in tests/conformance/expected/"
+    "live etcd comparison SKIPPED (etcd not on PATH, or RAFTKV_CONFORMANCE_RECORDED set); "
+    "raftkv compared with the answers recorded from etcd 3.4.23 in tests/conformance/expected/"
 )
 
 
