@@ -39,24 +39,37 @@ class Gateway:
         # no alarm table, so an ACTIVATE only blocks writes sent to this member.
         self.alarms: list[tuple[int, int]] = []
         self.session: aiohttp.ClientSession | None = None
+        self._ids_key: tuple[tuple[int, str, str], ...] = ()
+        self._ids_map: dict[int, int] = {}
+        self._cluster_id = 0
 
     # --- identity -------------------------------------------------------------------
+    def _ids(self) -> dict[int, int]:
+        """raft id -> etcd member id, recomputed only when the membership changes (every
+        watch event carries a header, so this is on a hot path)."""
+        key = tuple((m.id, m.name, m.peer_url) for m in self.node.members)
+        if key != self._ids_key:
+            self._ids_key = key
+            self._ids_map = {i: etcd_id(f"raftkv-member/{n}/{u}") for i, n, u in key}
+            first = min(key, default=(0, "", ""))  # the oldest member still present
+            self._cluster_id = etcd_id(f"raftkv-cluster/{first[1]}/{first[2]}")
+        return self._ids_map
+
     def member_id(self, raft_id: int) -> int:
-        for m in self.node.members:
-            if m.id == raft_id:
-                return etcd_id(f"raftkv-member/{m.name}/{m.peer_url}")
-        return 0
+        return self._ids().get(raft_id, 0)
 
     def raft_id(self, member_id: int) -> int | None:
-        for m in self.node.members:
-            if self.member_id(m.id) == member_id:
-                return m.id
+        for rid, mid in self._ids().items():
+            if mid == member_id:
+                return rid
         return None
 
     @property
     def cluster_id(self) -> int:
-        ids = sorted(self.member_id(m.id) for m in self.node.members)
-        return etcd_id("raftkv-cluster/" + ",".join(str(i) for i in ids))
+        """Derived from the oldest member still in the cluster: raftkv stores no cluster
+        id, and this changes only if that member is removed (etcd's never changes)."""
+        self._ids()
+        return self._cluster_id
 
     def header(self, revision: int | None = None) -> dict[str, Any]:
         """ResponseHeader; revision None = the current one, 0 = left out."""
