@@ -179,6 +179,7 @@ class Raft:
         self.heartbeat_elapsed = 0
         self.randomized_election_timeout = config.election_tick
         self.stats = _Counters()
+        self._bcast_pending = False  # an append broadcast is due at the next ready()
         self._step_role: Callable[[Message], None] = self._step_follower
         self._tick_fn: Callable[[], None] = self._tick_election
         self._prev_hard = HardState(self.term, self.vote, self.log.committed)
@@ -270,7 +271,8 @@ class Raft:
         if self._ready_outstanding is not None:
             return False
         return bool(
-            self.msgs
+            self._bcast_pending
+            or self.msgs
             or self.read_states
             or self.log.unstable.entries
             or self.log.unstable.snapshot
@@ -282,6 +284,12 @@ class Raft:
         """Everything the driver must persist, send and apply now (see module doc)."""
         if self._ready_outstanding is not None:
             raise RuntimeError("ready() called again before advance()")
+        if self._bcast_pending:
+            # Appends are coalesced: every proposal and commit advance since the last
+            # Ready goes out as one append per follower, not one each.
+            self._bcast_pending = False
+            if self.role == Role.LEADER:
+                self._bcast_append()
         hs = self.hard_state
         hard = hs if hs != self._prev_hard else None
         entries = tuple(self.log.unstable.entries)
@@ -331,7 +339,7 @@ class Raft:
             # The leader counts itself towards a quorum only for entries it has
             # persisted: acknowledging before fsync can lose committed writes.
             if self.prs[self.id].maybe_update(self.log.persisted) and self._maybe_commit():
-                self._bcast_append()
+                self._bcast_pending = True
 
     # ======================================================================
     # Roles
@@ -348,6 +356,7 @@ class Raft:
         )
         self.lead_transferee = NONE
         self.votes = {}
+        self._bcast_pending = False
         self._rebuild_progress()
         self.pending_conf_index = 0
         self.read_only.clear()
@@ -409,7 +418,7 @@ class Raft:
         # ReadIndex know the commit index is current (dissertation 6.4).
         self._append_entries([Entry(0, 0)])
         self.stats.elections += 1
-        self._bcast_append()
+        self._bcast_pending = True
 
     def _promotable(self) -> bool:
         return self.id in self.conf.voters
@@ -632,7 +641,7 @@ class Raft:
             else:
                 self.pending_conf_index = self.log.last_index() + i + 1
         self._append_entries(ents)
-        self._bcast_append()
+        self._bcast_pending = True
 
     def _conf_change_refusal(self, cc: ConfChange) -> str:
         if self.pending_conf_index > self.log.applied:
@@ -666,8 +675,16 @@ class Raft:
 
     def _bcast_append(self) -> None:
         for nid in sorted(self.prs):
-            if nid != self.id:
-                self._send_append(nid)
+            if nid == self.id:
+                continue
+            self._send_append(nid)
+            # A follower in REPLICATE gets as many messages as its in-flight window
+            # and the size cap allow: that is what pipelining means.
+            pr = self.prs[nid]
+            while pr.state == ProgressState.REPLICATE and self._send_append(
+                nid, send_if_empty=False
+            ):
+                pass
 
     def _send_append(self, to: int, send_if_empty: bool = True) -> bool:
         pr = self.prs[to]
@@ -736,7 +753,7 @@ class Raft:
         elif pr.state == ProgressState.REPLICATE:
             pr.inflights.free_le(m.index)
         if self._maybe_commit():
-            self._bcast_append()
+            self._bcast_pending = True
         elif old_paused:
             self._send_append(m.frm)
         while self._send_append(m.frm, send_if_empty=False):
@@ -899,7 +916,7 @@ class Raft:
         # Fewer voters can mean a smaller quorum: entries may now be committed; and
         # a new member should hear from us now, not at the next heartbeat.
         self._maybe_commit()
-        self._bcast_append()
+        self._bcast_pending = True
 
     # ======================================================================
     # Output
@@ -925,17 +942,14 @@ class Raft:
             raise ProposalDropped(reason)
 
     def _send(self, m: Message) -> None:
+        # Every message reaching here was just built by the core and has not escaped
+        # yet, so stamping sender and term in place is safe -- and far cheaper than
+        # copying a frozen dataclass on the hot path.
         if m.frm == NONE:
-            m = _with(m, frm=self.id)
+            object.__setattr__(m, "frm", self.id)
         if m.term == 0 and m.type not in (MT.PROPOSE, MT.READ_INDEX, MT.TRANSFER_LEADER):
-            m = _with(m, term=self.term)
+            object.__setattr__(m, "term", self.term)
         self.msgs.append(m)
-
-
-def _with(m: Message, **changes: object) -> Message:
-    from dataclasses import replace
-
-    return replace(m, **changes)
 
 
 def bootstrap(voters: list[int]) -> tuple[list[Entry], HardState, ConfState]:
