@@ -8,7 +8,7 @@ SEED ?=
 SEEDS ?= 200
 NODES ?= 3
 
-.PHONY: all venv run test lint sim bench-storage bench clean
+.PHONY: all venv run test lint sim bench-storage bench clean jepsen jepsen-matrix
 
 all: test
 
@@ -43,6 +43,17 @@ bench-storage: $(STAMP)
 BENCH_DB ?= raftkv
 bench: $(STAMP)
 	$(BIN)/python -m raftkv.bench --db $(BENCH_DB)
+
+# Jepsen-style fault injection on real processes (jepsen/). `make jepsen` runs the
+# short standard suite (register and set x none/kill/pause/partition, 3 nodes) and
+# prints a results table; reports land in store/<workload>-<nemesis>-<time>-seed<K>/.
+JEPSEN_TIME ?= 20
+jepsen: $(STAMP)
+	$(BIN)/python -m jepsen suite --nodes 3 --time $(JEPSEN_TIME) --seed $(or $(SEED),1)
+
+# The same suite on 5 nodes with three seeds.
+jepsen-matrix: $(STAMP)
+	for s in 1 2 3; do $(BIN)/python -m jepsen suite --nodes 5 --time 30 --seed $$s || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

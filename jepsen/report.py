@@ -7,6 +7,7 @@ that caused it without cross-referencing timestamps by hand.
 from __future__ import annotations
 
 import html
+import json
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,30 @@ def witness(results: list[CheckResult], windows: list[dict[str, Any]]) -> dict[s
         ]
         return {"checker": r.name, "witness": w, "nemesis_within_5s": near}
     return None
+
+
+def format_witness(w: dict[str, Any]) -> str:
+    """One line per fact: nested op lists become one compact JSON op per line."""
+    lines = [f"witness ({w['checker']}):"]
+
+    def walk(obj: Any, label: str) -> None:
+        if isinstance(obj, dict) and "f" in obj and "call" in obj:
+            lines.append(f"    {label}: {json.dumps(obj, default=str)}")
+        elif isinstance(obj, dict):
+            for k, v in obj.items():
+                walk(v, k)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v, label)
+        else:
+            lines.append(f"  {label}: {obj}")
+
+    walk(w["witness"], "")
+    for win in w["nemesis_within_5s"]:
+        lines.append(f"  nemesis: {json.dumps(win)}")
+    if not w["nemesis_within_5s"]:
+        lines.append("  nemesis: no fault within 5 s")
+    return "\n".join(lines)
 
 
 def _times(obj: Any) -> list[float]:

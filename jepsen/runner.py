@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import shutil
 import time
 import traceback
 from dataclasses import dataclass
@@ -90,6 +91,7 @@ async def _run(cfg: RunConfig, out: Path) -> tuple[int, dict[str, Any]]:
         nem.close()
         await http.close()
         await cluster.close()
+        shutil.rmtree(out / "data", ignore_errors=True)  # node logs stay; LMDB files go
 
     ops = pair(load_events(out / "history.jsonl"))
     results: list[CheckResult] = []
@@ -111,7 +113,7 @@ async def _run(cfg: RunConfig, out: Path) -> tuple[int, dict[str, Any]]:
         print(r.line())
     witness = report.witness(results, nem.windows)
     if witness:
-        print("witness:\n" + json.dumps(witness, indent=1, default=str)[:4000])
+        print(report.format_witness(witness))
     summary = {
         "config": {**cfg.__dict__, "store": str(cfg.store)},
         "dir": str(out),

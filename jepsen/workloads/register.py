@@ -35,6 +35,7 @@ class Slot:
 
 class RegisterWorkload(Workload):
     name = "register"
+    read_query = ""
 
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx)
@@ -57,7 +58,7 @@ class RegisterWorkload(Workload):
         roll = rng.random()
         if roll < 0.4:
             inv = ctx.rec.invoke(process, "read", key, None, node)
-            rep = await ctx.http.request("GET", base, key)
+            rep = await ctx.http.request("GET", base, key, self.read_query)
             out = read_outcome(rep)
             if out == "ok":
                 value, result = self.decode_read(rep.body if rep.status == 200 else None)
@@ -97,3 +98,13 @@ class RegisterWorkload(Workload):
             revision.check(ops),
             convergence.check(statuses, local),
         ]
+
+
+class StaleRegisterWorkload(RegisterWorkload):
+    """Positive control: reads with ``?serializable`` are served from a node's local
+    state without a ReadIndex round, so an isolated or lagging node answers stale.
+    Under a partition this history must be judged invalid; if it is not, the harness
+    (not raftkv) is broken."""
+
+    name = "stale-register"
+    read_query = "?serializable"
