@@ -71,6 +71,21 @@ def kv(t: Target) -> None:
         {"key": "AA==", "range_end": "AA==", "min_mod_revision": 4, "max_mod_revision": 5},
     )
     t.call("range future", "/v3/kv/range", {"key": FOO, "revision": 1000})
+    t.call("range negative revision", "/v3/kv/range", {"key": FOO, "revision": -3})
+    t.call("range negative limit", "/v3/kv/range", {"key": PFX, "range_end": PFX_END, "limit": -1})
+    t.call("put negative lease", "/v3/kv/put", {"key": FOO, "lease": -5})
+    t.call("range huge revision", "/v3/kv/range", {"key": FOO, "revision": "9223372036854775807"})
+    t.call(
+        "range revision too big", "/v3/kv/range", {"key": FOO, "revision": "9223372036854775808"}
+    )
+    t.call("range revision float", "/v3/kv/range", {"key": FOO, "revision": 1.5})
+    t.call("range revision junk", "/v3/kv/range", {"key": FOO, "revision": "12x"})
+    t.call("range revision word", "/v3/kv/range", {"key": FOO, "revision": "abc"})
+    t.call("range revision bool", "/v3/kv/range", {"key": FOO, "revision": True})
+    t.call("range revision list", "/v3/kv/range", {"key": FOO, "revision": [1]})
+    t.call("range revision negative str", "/v3/kv/range", {"key": FOO, "revision": "-1"})
+    t.call("range key number", "/v3/kv/range", {"key": 5})
+    t.call("range bool as string", "/v3/kv/range", {"key": FOO, "keys_only": "true"})
     cas = {
         "compare": [{"key": FOO, "result": "EQUAL", "target": "VALUE", "value": b64("bar2")}],
         "success": [{"request_put": {"key": FOO, "value": b64("bar3")}}],

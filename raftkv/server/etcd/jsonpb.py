@@ -105,26 +105,38 @@ def rejected(message: str) -> EtcdError:
 
 
 def to_int(v: Any, field: str, unsigned: bool = False) -> int:
-    """An int64/uint64 field: jsonpb accepts a JSON number or a decimal string."""
+    """An int64/uint64 field: jsonpb accepts a JSON number or a decimal string, and hands
+    the literal to encoding/json, whose error texts are reproduced here."""
     if v is None:
         return 0
+    gotype = "uint64" if unsigned else "int64"
     if isinstance(v, bool):
-        raise invalid(f"bad value in field {field!r}: {json.dumps(v)}")
-    if isinstance(v, int):
-        out = v
-    elif isinstance(v, float) and v.is_integer():
-        out = int(v)
-    elif isinstance(v, str):
+        raise invalid(f"json: cannot unmarshal bool into Go value of type {gotype}")
+    if isinstance(v, list | dict):
+        raise invalid(f"json: cannot unmarshal {_go_type(v)} into Go value of type {gotype}")
+    literal = v if isinstance(v, str) else json.dumps(v)
+    if isinstance(v, str):
         try:
-            out = int(v, 10)
+            parsed = json.loads(v)
         except ValueError:
-            raise invalid(f"bad value in field {field!r}: {json.dumps(v)}") from None
-    else:
-        raise invalid(f"bad value in field {field!r}: {json.dumps(v)}")
+            raise invalid(_go_message(v, _decode_error(v))) from None
+        if not isinstance(parsed, int | float) or isinstance(parsed, bool):
+            raise invalid(
+                f"json: cannot unmarshal {_go_type(parsed)} into Go value of type {gotype}"
+            )
+        v = parsed
     lo, hi = (0, MAX_UINT64) if unsigned else (-MAX_INT64 - 1, MAX_INT64)
-    if not lo <= out <= hi:
-        raise invalid(f"bad value in field {field!r}: {json.dumps(v)}")
-    return out
+    if isinstance(v, float) or not lo <= v <= hi:
+        raise invalid(f"json: cannot unmarshal number {literal} into Go value of type {gotype}")
+    return int(v)
+
+
+def _decode_error(text: str) -> json.JSONDecodeError:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as e:
+        return e
+    raise AssertionError("text decodes")
 
 
 def to_bool(v: Any, field: str) -> bool:
@@ -219,6 +231,8 @@ def _go_message(buf: str, e: json.JSONDecodeError) -> str:
         inside = _innermost(buf, at)
         where = "object key:value pair" if inside == "{" else "array element"
         return f"invalid character {c} after {where}"
+    if msg.startswith("Extra data"):
+        return f"invalid character {c} after top-level value"
     if msg.startswith("Invalid control character"):
         return f"invalid character {c} in string literal"
     return f"invalid character {c} looking for beginning of value"

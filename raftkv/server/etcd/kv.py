@@ -13,7 +13,7 @@ from raftkv.server.etcd.errors import MSG_KEY_NOT_FOUND, MSG_TOO_MANY_OPS, EtcdE
 from raftkv.server.etcd.gateway import Gateway
 from raftkv.server.etcd.jsonpb import arr, obj, rejected, to_bool, to_enum, to_int, unb64
 from raftkv.storage import commands as cmds
-from raftkv.storage.errors import MSG_EMPTY_KEY, MvccError
+from raftkv.storage.errors import MSG_EMPTY_KEY, LeaseNotFoundError, MvccError
 
 MAX_TXN_OPS = 128  # etcd's --max-txn-ops default
 MAX_REQUEST = 3 * 512 * 1024  # etcd's --max-request-bytes default
@@ -34,8 +34,9 @@ def parse_range(b: dict[str, Any]) -> cmds.Range:
     r = cmds.Range(
         key,
         range_end,
-        revision=to_int(b.get("revision"), "revision"),
-        limit=to_int(b.get("limit"), "limit"),
+        # etcd reads a revision <= 0 as "current" and a limit <= 0 as "no limit"
+        revision=max(0, to_int(b.get("revision"), "revision")),
+        limit=max(0, to_int(b.get("limit"), "limit")),
         sort_order=to_enum(
             b.get("sort_order"), cmds.SortOrder, "etcdserverpb.RangeRequest_SortOrder"
         ),
@@ -44,9 +45,9 @@ def parse_range(b: dict[str, Any]) -> cmds.Range:
         ),
         keys_only=to_bool(b.get("keys_only"), "keys_only"),
         count_only=to_bool(b.get("count_only"), "count_only"),
-        min_mod_revision=to_int(b.get("min_mod_revision"), "min_mod_revision"),
+        min_mod_revision=max(0, to_int(b.get("min_mod_revision"), "min_mod_revision")),
         max_mod_revision=to_int(b.get("max_mod_revision"), "max_mod_revision"),
-        min_create_revision=to_int(b.get("min_create_revision"), "min_create_revision"),
+        min_create_revision=max(0, to_int(b.get("min_create_revision"), "min_create_revision")),
         max_create_revision=to_int(b.get("max_create_revision"), "max_create_revision"),
     )
     if not key:
@@ -71,6 +72,8 @@ def parse_put(b: dict[str, Any]) -> cmds.Put:
         raise rejected("etcdserver: value is provided")
     if p.ignore_lease and p.lease:
         raise rejected("etcdserver: lease is provided")
+    if p.lease < 0:  # no such lease can exist; raftkv's store would call it malformed
+        raise EtcdError.from_mvcc(LeaseNotFoundError())
     return p
 
 
