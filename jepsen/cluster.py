@@ -31,6 +31,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _fresh(taken: set[int]) -> int:
+    while (p := free_port()) in taken:
+        pass
+    taken.add(p)
+    return p
+
+
 @dataclass
 class Node:
     name: str
@@ -51,8 +58,7 @@ class Cluster:
         self.root = root
         self.names = [f"n{i + 1}" for i in range(size)]
         self.nodes = {
-            n: Node(n, free_port(), free_port(), root / "data" / n, root / "nodes" / f"{n}.log")
-            for n in self.names
+            n: Node(n, 0, 0, root / "data" / n, root / "nodes" / f"{n}.log") for n in self.names
         }
         self.net = ProxyNet(seed)
         self.initial: dict[str, str] = {}
@@ -60,13 +66,21 @@ class Cluster:
 
     async def setup(self) -> None:
         (self.root / "nodes").mkdir(parents=True, exist_ok=True)
+        # Proxies bind first (they keep their ports); node ports are then picked so
+        # they cannot collide with a proxy listener.
+        for src in self.names:
+            for dst in self.names:
+                if dst != src:
+                    await self.net.add(src, dst, 0)
+        taken = {link.port for link in self.net.links.values()}
+        for node in self.nodes.values():
+            node.client_port, node.peer_port = _fresh(taken), _fresh(taken)
+        for (_src, dst), link in self.net.links.items():
+            link.target_port = self.nodes[dst].peer_port
         for src in self.names:
             parts = []
             for dst in self.names:
-                if dst == src:
-                    port = self.nodes[dst].peer_port
-                else:
-                    port = await self.net.add(src, dst, self.nodes[dst].peer_port)
+                port = self.nodes[dst].peer_port if dst == src else self.net.links[(src, dst)].port
                 parts.append(f"{dst}=http://127.0.0.1:{port}")
             self.initial[src] = ",".join(parts)
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
