@@ -56,6 +56,7 @@ async def campaign(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     name = unb64(body.get("name"), "name")
     lease = to_int(body.get("lease"), "lease")
     value = unb64(body.get("value"), "value")
+    await gw.linearize(False)  # a lagging follower must not miss a fresh lease
     if gw.node.mvcc.lease_get(lease) is None:
         raise _unknown(LeaseNotFoundError.default_message)
     prefix = name + b"/"

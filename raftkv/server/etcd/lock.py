@@ -21,6 +21,7 @@ from raftkv.storage.results import EventType, RangeResponse, TxnResponse
 async def lock(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     name = unb64(body.get("name"), "name")
     lease = to_int(body.get("lease"), "lease")
+    await gw.linearize(False)  # a lagging follower must not miss a fresh lease
     if gw.node.mvcc.lease_get(lease) is None:
         # v3lock wraps the session error, so etcd answers Unknown (500), not NotFound
         raise EtcdError(GrpcStatus.UNKNOWN, LeaseNotFoundError.default_message)

@@ -171,10 +171,10 @@ async def _messages(req: web.Request) -> AsyncIterator[dict[str, Any]]:
             if eof:
                 return
             v = None
-        except EtcdError as e:
-            if eof or e.message != "unexpected EOF":
+        except EtcdError:
+            if eof:
                 raise
-            v = None
+            v = None  # possibly a message cut by a read boundary: read on, judge at EOF
         if v is not None:
             pos = end
             yield obj(v)
