@@ -11,9 +11,12 @@ from jepsen.runner import RunConfig, run
 from jepsen.workloads import WORKLOADS
 
 SUITE = [(w, n) for w in ("register", "set") for n in ("none", "kill", "pause", "partition")]
+SUITE += [("fenced-lock", "pause"), ("fenced-lock", "partition")]
 # Positive control: serializable reads may be stale by design, so this run must be
 # judged invalid; a suite where it passes has a blind harness.
-CONTROLS = [("stale-register", "partition")]
+# Likewise a lock without fencing must lose an update when a holder stalls past its
+# lease (the workload injects that GC-like stall itself; the pause nemesis adds more).
+CONTROLS = [("stale-register", "partition"), ("unfenced-lock", "pause")]
 
 
 def _common(p: argparse.ArgumentParser) -> None:

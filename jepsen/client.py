@@ -57,6 +57,24 @@ class Http:
         except (aiohttp.ClientError, OSError) as e:
             return Reply("reset", error=f"{type(e).__name__}: {e}")
 
+    async def call(self, method: str, url: str, body: Any = None) -> Reply:
+        """Any other API call (txn, leases): ``body`` is sent as JSON when not None."""
+        data = None if body is None else json.dumps(body).encode()
+        try:
+            async with self.session.request(method, url, data=data) as r:
+                raw = await r.read()
+                try:
+                    parsed = json.loads(raw) if raw else None
+                except ValueError:
+                    parsed = raw.decode(errors="replace")
+                return Reply("http", r.status, parsed)
+        except aiohttp.ClientConnectorError as e:
+            return Reply("refused", error=f"{type(e).__name__}: {e}")
+        except TimeoutError:
+            return Reply("timeout", error="timeout")
+        except (aiohttp.ClientError, OSError) as e:
+            return Reply("reset", error=f"{type(e).__name__}: {e}")
+
     async def close(self) -> None:
         await self.session.close()
 

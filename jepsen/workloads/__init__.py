@@ -1,6 +1,7 @@
 """Workloads: op generators with their final reads and the checkers that judge them."""
 
 from jepsen.workloads.base import Context, Workload
+from jepsen.workloads.lock import FencedLockWorkload, UnfencedLockWorkload
 from jepsen.workloads.register import RegisterWorkload, StaleRegisterWorkload
 from jepsen.workloads.setw import SetWorkload
 
@@ -8,6 +9,8 @@ WORKLOADS: dict[str, type[Workload]] = {
     "register": RegisterWorkload,
     "set": SetWorkload,
     "stale-register": StaleRegisterWorkload,
+    "unfenced-lock": UnfencedLockWorkload,
+    "fenced-lock": FencedLockWorkload,
 }
 
 __all__ = ["WORKLOADS", "Context", "Workload"]
