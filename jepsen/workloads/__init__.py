@@ -4,6 +4,7 @@ from jepsen.workloads.base import Context, Workload
 from jepsen.workloads.lock import FencedLockWorkload, UnfencedLockWorkload
 from jepsen.workloads.register import RegisterWorkload, StaleRegisterWorkload
 from jepsen.workloads.setw import SetWorkload
+from jepsen.workloads.watch import WatchWorkload
 
 WORKLOADS: dict[str, type[Workload]] = {
     "register": RegisterWorkload,
@@ -11,6 +12,7 @@ WORKLOADS: dict[str, type[Workload]] = {
     "stale-register": StaleRegisterWorkload,
     "unfenced-lock": UnfencedLockWorkload,
     "fenced-lock": FencedLockWorkload,
+    "watch": WatchWorkload,
 }
 
 __all__ = ["WORKLOADS", "Context", "Workload"]

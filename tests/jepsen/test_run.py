@@ -68,3 +68,13 @@ def test_fenced_lock_under_pause_is_valid(tmp_path: Path) -> None:
     assert code == 0, summary.get("checkers")
     hist = (Path(summary["dir"]) / "history.jsonl").read_text()
     assert "fence: lock no longer ours" in hist, "no stalled holder was ever fenced off"
+
+
+def test_watch_under_kill_is_valid(tmp_path: Path) -> None:
+    plan = [Fault(2.0, 4.0, "kill", "leader", 1)]
+    code, summary = run(
+        RunConfig(workload="watch", nemesis="kill", time=10, seed=1, store=tmp_path, faults=plan)
+    )
+    assert code == 0, summary.get("checkers")
+    watch = next(c for c in summary["checkers"] if c["name"] == "watch")
+    assert "revisions delivered" in watch["summary"]
