@@ -12,7 +12,7 @@ from jepsen.workloads import WORKLOADS
 
 SUITE = [(w, n) for w in ("register", "set") for n in ("none", "kill", "pause", "partition")]
 SUITE += [("fenced-lock", "pause"), ("fenced-lock", "partition")]
-SUITE += [("watch", "kill"), ("watch", "partition")]
+SUITE += [("watch", "kill"), ("watch", "partition"), ("lease", "pause"), ("lease", "kill")]
 # Positive control: serializable reads may be stale by design, so this run must be
 # judged invalid; a suite where it passes has a blind harness.
 # Likewise a lock without fencing must lose an update when a holder stalls past its

@@ -1,6 +1,7 @@
 """Workloads: op generators with their final reads and the checkers that judge them."""
 
 from jepsen.workloads.base import Context, Workload
+from jepsen.workloads.lease import LeaseWorkload
 from jepsen.workloads.lock import FencedLockWorkload, UnfencedLockWorkload
 from jepsen.workloads.register import RegisterWorkload, StaleRegisterWorkload
 from jepsen.workloads.setw import SetWorkload
@@ -13,6 +14,7 @@ WORKLOADS: dict[str, type[Workload]] = {
     "unfenced-lock": UnfencedLockWorkload,
     "fenced-lock": FencedLockWorkload,
     "watch": WatchWorkload,
+    "lease": LeaseWorkload,
 }
 
 __all__ = ["WORKLOADS", "Context", "Workload"]

@@ -78,3 +78,13 @@ def test_watch_under_kill_is_valid(tmp_path: Path) -> None:
     assert code == 0, summary.get("checkers")
     watch = next(c for c in summary["checkers"] if c["name"] == "watch")
     assert "revisions delivered" in watch["summary"]
+
+
+def test_lease_under_leader_pause_is_valid(tmp_path: Path) -> None:
+    plan = [Fault(2.0, 3.5, "pause", "leader", 1)]
+    code, summary = run(
+        RunConfig(workload="lease", nemesis="pause", time=8, seed=1, store=tmp_path, faults=plan)
+    )
+    assert code == 0, summary.get("checkers")
+    lease = next(c for c in summary["checkers"] if c["name"] == "lease")
+    assert "past their expiry bound" in lease["summary"] and " 0 past" not in lease["summary"]
