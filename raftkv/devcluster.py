@@ -11,12 +11,20 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+
+def free_port() -> int:
+    """An ephemeral loopback port that was free a moment ago (tests and benchmarks)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def cluster_spec(n: int, base_client: int, base_peer: int, host: str = "127.0.0.1") -> list[dict]:
