@@ -67,3 +67,15 @@ class WatchHub:
             w.queue._queue.clear()  # type: ignore[attr-defined]
             w.queue.put_nowait(None)
         self.watchers.clear()
+
+
+def group_by_revision(events: list[Event]) -> list[tuple[int, list[Event]]]:
+    """Events grouped by revision, in order: a txn's events always travel together
+    (the watch guarantee etcd calls "atomic")."""
+    out: list[tuple[int, list[Event]]] = []
+    for e in events:
+        if out and out[-1][0] == e.revision:
+            out[-1][1].append(e)
+        else:
+            out.append((e.revision, [e]))
+    return out

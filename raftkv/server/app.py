@@ -20,6 +20,7 @@ import structlog
 from aiohttp import web
 
 from raftkv.node.node import Node, UnavailableError
+from raftkv.node.watch import group_by_revision
 from raftkv.raft import Role
 from raftkv.server import encode, members_api, openapi
 from raftkv.server.errors import ApiError, bad_request, error_response, from_mvcc
@@ -355,7 +356,7 @@ class Api:
             last = after
             while True:
                 page = node.mvcc.events(last + 1, key, range_end, 1000, want_prev)
-                for rev, evs in _group(page.events):
+                for rev, evs in group_by_revision(page.events):
                     await send({"revision": rev, "events": events_json(evs)})
                 if page.last_revision <= last:
                     return last
@@ -388,7 +389,7 @@ class Api:
                         await send({"canceled": True, "reason": "node stopped"})
                         return resp
                     fresh = [e for e in batch if e.revision > last]
-                    for rev, evs in _group(fresh):
+                    for rev, evs in group_by_revision(fresh):
                         await send({"revision": rev, "events": events_json(evs)})
                         last = rev
             except RevisionCompactedError:
@@ -451,17 +452,6 @@ class Api:
         for k, v in n.metrics.items():
             lines += [f"# TYPE raftkv_{k} counter", f'raftkv_{k}{{node="{n.cfg.name}"}} {v}']
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
-
-
-def _group(events: list[Any]) -> list[tuple[int, list[Any]]]:
-    """Events grouped by revision (a txn's events stay together), in order."""
-    out: list[tuple[int, list[Any]]] = []
-    for e in events:
-        if out and out[-1][0] == e.revision:
-            out[-1][1].append(e)
-        else:
-            out.append((e.revision, [e]))
-    return out
 
 
 def build_app(node: Node) -> web.Application:

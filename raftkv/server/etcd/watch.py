@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from enum import IntEnum
 from typing import Any
 
+from raftkv.node.watch import group_by_revision
 from raftkv.server.etcd.encode import event
 from raftkv.server.etcd.gateway import Gateway
 from raftkv.server.etcd.jsonpb import arr, obj, to_bool, to_enum, to_int, unb64
@@ -173,7 +174,7 @@ class WatchStream:
                         return
                     last = caught
                     continue
-                for rev, evs in _group([e for e in batch if e.revision > last]):
+                for rev, evs in group_by_revision([e for e in batch if e.revision > last]):
                     last = rev
                     kept = [event(e, spec.prev_kv) for e in evs if spec.keep(e)]
                     if kept:
@@ -189,14 +190,3 @@ class WatchStream:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self.tasks.clear()
-
-
-def _group(events: list[Event]) -> list[tuple[int, list[Event]]]:
-    """Events grouped by revision: a txn's events are one message, as in etcd."""
-    out: list[tuple[int, list[Event]]] = []
-    for e in events:
-        if out and out[-1][0] == e.revision:
-            out[-1][1].append(e)
-        else:
-            out.append((e.revision, [e]))
-    return out
