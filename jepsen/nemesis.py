@@ -19,8 +19,19 @@ from jepsen.cluster import Cluster
 SHAPES: dict[str, list[str]] = {
     "kill": ["one", "minority", "leader"],
     "pause": ["one", "minority", "leader"],
-    "partition": ["isolate-one", "isolate-leader", "split", "one-way-leader"],
+    "partition": [
+        "isolate-one",
+        "isolate-leader",
+        "split",
+        "one-way-leader",
+        "bridge",
+        "one-way-pair",
+    ],
+    # Degraded links rather than cut ones, on every link to and from one node.
+    "link": ["delay", "drop"],
 }
+DELAY = 0.15  # s per chunk: several heartbeats late, below the election timeout
+DROP = 0.05  # per-chunk chance the connection dies (loss forces reconnects)
 KINDS = ("none", *SHAPES)
 
 
@@ -72,6 +83,10 @@ class Nemesis:
             return [leader] if leader else [rng.choice(names)]
         if f.shape in ("minority", "split"):
             return rng.sample(names, (len(names) - 1) // 2)
+        if f.shape == "bridge":
+            return rng.sample(names, len(names))  # the bridge first, then the two sides
+        if f.shape == "one-way-pair":
+            return rng.sample(names, 2)  # the first's messages to the second are lost
         return [rng.choice(names)]
 
     async def run(self, faults: list[Fault]) -> None:
@@ -104,8 +119,21 @@ class Nemesis:
         elif f.kind == "pause":
             for n in targets:
                 c.pause(n)
+        elif f.shape == "bridge":
+            # Two sides that only the bridge node hears: each side may elect, both
+            # can reach a majority only through the bridge (Jepsen's bridge).
+            rest = targets[1:]
+            half = len(rest) // 2
+            c.net.cut_between(rest[:half], rest[half:])
+        elif f.shape == "one-way-pair":
+            c.net.set(targets[0], targets[1], cut=True)
         elif f.kind == "partition":
             c.net.cut_between(targets, others, one_way=f.shape.startswith("one-way"))
+        elif f.kind == "link":
+            kw = {"delay": DELAY} if f.shape == "delay" else {"drop": DROP}
+            for src, dst in list(c.net.links):
+                if targets[0] in (src, dst):
+                    c.net.set(src, dst, **kw)
 
     def _undo(self, f: Fault, targets: list[str]) -> None:
         c = self.cluster
@@ -115,7 +143,7 @@ class Nemesis:
         elif f.kind == "pause":
             for n in targets:
                 c.resume(n)
-        elif f.kind == "partition":
+        elif f.kind in ("partition", "link"):
             c.net.heal()
 
     def final_heal(self) -> None:

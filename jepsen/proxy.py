@@ -144,3 +144,68 @@ class ProxyNet:
             if link.server is not None:
                 with contextlib.suppress(Exception):
                     await link.server.wait_closed()
+
+
+class SniffingNet(ProxyNet):
+    """One inbound listener per destination for peers that must all dial one URL.
+
+    etcd derives member IDs from the advertised peer URLs, so every member has to dial
+    member j at the same address and a listener cannot know its source from its port.
+    Every etcd peer request names its sender in an ``X-Server-From: <member id hex>``
+    header, so the listener reads the first request head, attributes the connection
+    to link (src, dst) and from then on treats it exactly like a per-link proxy.
+    Connections without the header (version and membership probes) are attributed to
+    a pseudo-source that no nemesis ever cuts.
+    """
+
+    def __init__(self, seed: int, ids: dict[str, str]) -> None:
+        super().__init__(seed)
+        self.by_id = {mid: name for name, mid in ids.items()}
+        self.inbound: dict[str, asyncio.base_events.Server] = {}
+        self.ports: dict[str, int] = {}
+
+    async def add_inbound(self, dst: str, names: list[str]) -> int:
+        for src in [*names, "?"]:
+            if src != dst:
+                self.links[(src, dst)] = Link(src, dst, 0)
+        srv = await asyncio.start_server(lambda r, w: self._sniff(dst, r, w), "127.0.0.1", 0)
+        self.inbound[dst] = srv
+        self.ports[dst] = srv.sockets[0].getsockname()[1]
+        return self.ports[dst]
+
+    def set_target(self, dst: str, port: int) -> None:
+        for (_s, d), link in self.links.items():
+            if d == dst:
+                link.target_port = port
+
+    async def _sniff(self, dst: str, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        head = b""
+        with contextlib.suppress(Exception):
+            while b"\r\n\r\n" not in head and len(head) < 16384:
+                chunk = await asyncio.wait_for(r.read(4096), 10)
+                if not chunk:
+                    break
+                head += chunk
+        src = "?"
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"x-server-from:"):
+                src = self.by_id.get(line.split(b":", 1)[1].strip().decode(), "?")
+        link = self.links[(src, dst)]
+        replay = asyncio.StreamReader()
+        replay.feed_data(head)
+
+        async def feed() -> None:
+            while data := await r.read(65536):
+                replay.feed_data(data)
+            replay.feed_eof()
+
+        pump = asyncio.ensure_future(feed())
+        try:
+            await self._accept(link, replay, w)
+        finally:
+            pump.cancel()
+
+    async def close(self) -> None:
+        for srv in self.inbound.values():
+            srv.close()
+        await super().close()

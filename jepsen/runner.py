@@ -20,6 +20,7 @@ from jepsen import report
 from jepsen.checkers.result import INVALID, UNKNOWN, VALID, CheckResult, combine
 from jepsen.client import Http
 from jepsen.cluster import Cluster
+from jepsen.etcd import EtcdCluster, EtcdHttp
 from jepsen.history import Recorder, load_events, pair
 from jepsen.nemesis import Fault, Nemesis, fault_dicts, schedule
 from jepsen.workloads import WORKLOADS, Context
@@ -42,11 +43,13 @@ class RunConfig:
     # An explicit fault plan replaces the seeded schedule: tests that need a fault at a
     # known time (a positive control) must not depend on what a seed happens to draw.
     faults: list[Fault] | None = None
+    db: str = "raftkv"  # or "etcd": the same workloads against real etcd (jepsen/etcd.py)
 
 
 def run(cfg: RunConfig) -> tuple[int, dict[str, Any]]:
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    out = cfg.store / f"{cfg.workload}-{cfg.nemesis.replace(',', '+')}-{stamp}-seed{cfg.seed}"
+    db = "" if cfg.db == "raftkv" else f"{cfg.db}-"
+    out = cfg.store / f"{db}{cfg.workload}-{cfg.nemesis.replace(',', '+')}-{stamp}-seed{cfg.seed}"
     out.mkdir(parents=True, exist_ok=True)
     try:
         return asyncio.run(_run(cfg, out))
@@ -62,10 +65,13 @@ async def _run(cfg: RunConfig, out: Path) -> tuple[int, dict[str, Any]]:
     print(
         f"raftkv-jepsen seed={cfg.seed} nodes={cfg.nodes} workload={cfg.workload} "
         f"nemesis={cfg.nemesis} time={cfg.time}s rate={cfg.rate} conc={cfg.concurrency} "
-        f"net=proxy  -> {out}"
+        f"db={cfg.db} net=proxy  -> {out}"
     )
-    cluster = Cluster(out, cfg.nodes, cfg.seed)
-    http = Http(cfg.op_timeout)
+    if cfg.db == "etcd":
+        cluster: Cluster = EtcdCluster(out, cfg.nodes, cfg.seed)
+        http: Http = EtcdHttp(cfg.op_timeout)
+    else:
+        cluster, http = Cluster(out, cfg.nodes, cfg.seed), Http(cfg.op_timeout)
     rec = Recorder(out / "history.jsonl")
     nem = Nemesis(cluster, out / "nemesis.jsonl", rec.now)
     try:
