@@ -22,6 +22,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from raftkv import logging as rlog
+from raftkv import testmode
 from raftkv.node.join import join_existing
 from raftkv.node.membership import MEMBERS_FILE, parse_initial_cluster
 from raftkv.node.node import Node, NodeConfig
@@ -170,7 +171,20 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigFileError as e:
         print(f"raftkv: {e}", file=sys.stderr)
         return 2
+    try:
+        tm = testmode.configure()  # read once; refuses test-only settings in production
+    except testmode.TestModeError as e:
+        print(f"raftkv: {e}", file=sys.stderr)
+        return 2
     rlog.configure(s.log_format, s.log_level)
+    if tm.enabled:
+        structlog.get_logger("raftkv.cli").warning(
+            "TEST MODE: not for production",
+            mutations=sorted(tm.mutations),
+            failpoints=tm.failpoints,
+            lazy_fsync=tm.lazy_fsync,
+            clock=tm.clock.to_json(),
+        )
     try:
         # uvloop roughly halves the event loop's cost per request and per peer frame;
         # on two cores that is throughput the servers keep.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 from raftkv.storage.results import LeaseInfo
 
@@ -25,8 +26,17 @@ def min_ttl(election_tick: int, tick_seconds: float) -> int:
 
 
 class Lessor:
-    def __init__(self, minimum_ttl: int) -> None:
+    def __init__(
+        self,
+        minimum_ttl: int,
+        clock: Callable[[], float] = time.monotonic,
+        keep_deadlines: bool = False,
+    ) -> None:
+        """`clock` is skewable in test mode; `keep_deadlines` is the lease-no-ttl-refresh
+        mutation (a new leader trusts deadlines it remembers from an earlier term)."""
         self.min_ttl = minimum_ttl
+        self._now = clock
+        self._keep_deadlines = keep_deadlines
         self.deadlines: dict[int, float] = {}
         self.ttls: dict[int, int] = {}
         self.revoking: dict[int, float] = {}
@@ -35,22 +45,25 @@ class Lessor:
         return max(ttl, self.min_ttl)
 
     def promote(self, leases: list[LeaseInfo]) -> None:
-        now = time.monotonic()
+        now = self._now()
+        old = dict(self.deadlines) if self._keep_deadlines else {}
         self.deadlines.clear()
         self.revoking.clear()
         for info in leases:
             ttl = self.effective_ttl(info.ttl)
             self.ttls[info.id] = ttl
-            self.deadlines[info.id] = now + ttl
+            # MUTATION lease-no-ttl-refresh: keep a stale deadline instead of a full TTL.
+            self.deadlines[info.id] = old.get(info.id, now + ttl)
 
     def demote(self) -> None:
-        self.deadlines.clear()
+        if not self._keep_deadlines:
+            self.deadlines.clear()
         self.revoking.clear()
 
     def granted(self, lease_id: int, ttl: int, leader: bool) -> None:
         self.ttls[lease_id] = ttl
         if leader:
-            self.deadlines[lease_id] = time.monotonic() + self.effective_ttl(ttl)
+            self.deadlines[lease_id] = self._now() + self.effective_ttl(ttl)
 
     def revoked(self, lease_id: int) -> None:
         self.deadlines.pop(lease_id, None)
@@ -62,18 +75,18 @@ class Lessor:
         if lease_id not in self.deadlines:
             return None
         ttl = self.effective_ttl(self.ttls.get(lease_id, self.min_ttl))
-        self.deadlines[lease_id] = time.monotonic() + ttl
+        self.deadlines[lease_id] = self._now() + ttl
         return ttl
 
     def remaining(self, lease_id: int) -> int | None:
         d = self.deadlines.get(lease_id)
         if d is None:
             return None
-        return max(0, math.ceil(d - time.monotonic()))
+        return max(0, math.ceil(d - self._now()))
 
     def expired(self) -> list[int]:
         """Expired leases not already being revoked (retried after 3 s if lost)."""
-        now = time.monotonic()
+        now = self._now()
         out = []
         for lid, d in self.deadlines.items():
             if d <= now and now - self.revoking.get(lid, -1e9) > 3.0:

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from raftkv import testmode as tm
 from raftkv.node import reconfig
 from raftkv.node.lessor import Lessor, min_ttl
 from raftkv.node.membership import (
@@ -104,9 +105,18 @@ class Node:
                 f"of {cfg.name} in the cluster membership"
             )
         self.id = self.me.id
-        self.env = open_env(cfg.data_dir / "db", cfg.map_size)
+        testing = tm.settings()  # all defaults (inert) unless RAFTKV_TEST_MODE=1
+        self.env = open_env(cfg.data_dir / "db", cfg.map_size, sync=not testing.lazy_fsync)
         self.logstore = LogStore(self.env)
-        self.mvcc = MvccStore(self.env, quota_bytes=cfg.quota_bytes)
+        self.mvcc = MvccStore(
+            self.env,
+            quota_bytes=cfg.quota_bytes,
+            **({"dedup_capacity": 0} if tm.mutation("no-dedup") else {}),
+        )
+        if tm.mutation("non-atomic-apply"):
+            self.mvcc.split_applied = lambda: tm.hit("between_state_and_applied")
+        # Lazy-fsync mode only: what the last forced fsync made durable (POST /debug/fsync).
+        self.last_fsync: dict[str, Any] | None = None
         if fresh:
             entries, hs, _ = bootstrap([m.id for m in self.members])
             self.logstore.save(hs, entries)
@@ -121,12 +131,15 @@ class Node:
         # the log store's initial conf state is the one of its last snapshot. Entries
         # the MvccStore already has are skipped by it, so the replay is idempotent.
         applied = self.logstore.snapshot().meta.index
+        # The term and vote on disk at start: the no-persist-term-vote mutation keeps them.
+        self._boot_hard_state = self.logstore.hard_state()
         self.raft = Raft(
             Config(
                 id=self.id,
                 election_tick=cfg.election_tick,
                 heartbeat_tick=cfg.heartbeat_tick,
                 applied=applied,
+                bugs=testing.core_bugs,
             ),
             self.logstore,
             random.Random(int.from_bytes(os.urandom(8), "big")),
@@ -139,7 +152,11 @@ class Node:
         if raw_membership:
             self.max_member_id = max(self.max_member_id, decode_membership(raw_membership).max_id)
         self.client_urls: dict[int, str] = {self.id: cfg.client_url}
-        self.lessor = Lessor(min_ttl(cfg.election_tick, cfg.tick_seconds))
+        self.lessor = Lessor(
+            min_ttl(cfg.election_tick, cfg.tick_seconds),
+            clock=tm.monotonic if testing.enabled else time.monotonic,
+            keep_deadlines=tm.mutation("lease-no-ttl-refresh"),
+        )
         self.hub = WatchHub()
         self.role = Role.FOLLOWER
         self.leader = 0
@@ -247,7 +264,8 @@ class Node:
     # --- inputs -----------------------------------------------------------------------
     async def _ticker(self) -> None:
         while True:
-            await asyncio.sleep(self.cfg.tick_seconds)
+            # clock_rate() is 1.0 outside test mode; a skewed node ticks faster/slower.
+            await asyncio.sleep(self.cfg.tick_seconds / tm.clock_rate())
             self.raft.tick()
             self._expire_reads()
             self._wake.set()
@@ -279,6 +297,7 @@ class Node:
         if self._stopped or m.snapshot is None:
             return
         if m.snapshot.meta.index > self.mvcc.applied_index():
+            await tm.hit_async("before_snapshot_install")
             try:
                 await self._run_io(self._restore_from_file, path)
             except SnapshotError as e:
@@ -337,6 +356,10 @@ class Node:
         """
         if self.fatal is not None:
             raise UnavailableError("node stopped applying") from self.fatal
+        if tm.mutation("follower-local-reads") and self.role != Role.LEADER:
+            # MUTATION: serve a "linearizable" read from possibly stale local state.
+            self.metrics["reads_linearizable_total"] += 1
+            return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if not self._read_pending:
             asyncio.get_running_loop().call_soon(self._flush_reads)
@@ -403,14 +426,26 @@ class Node:
             # It rides along with the next write that has to reach the disk anyway.
             self._deferred_hard_state = hs
             hs = None
+        sent_early = False
         if rd.snapshot is not None or rd.entries or hs is not None:
             hs = hs or self._deferred_hard_state
             self._deferred_hard_state = None
+            if tm.mutation("ack-before-fsync"):
+                # MUTATION: append acks and votes leave before the state is persisted.
+                self.transport.send(rd.messages)
+                sent_early = True
+                await tm.hit_async("after_send_before_persist")
+            if hs is not None and tm.mutation("no-persist-term-vote"):
+                # MUTATION: the term and vote on disk never move past their start values.
+                boot = self._boot_hard_state
+                hs = dataclasses.replace(hs, term=boot.term, vote=boot.vote)
             await self._run_io(self.logstore.save, hs, rd.entries, rd.snapshot)
+            await tm.hit_async("after_persist_before_send")
         if rd.snapshot is not None:
             self.snap_index = rd.snapshot.meta.index
             self.conf_state = rd.snapshot.meta.conf_state
-        self.transport.send(rd.messages)
+        if not sent_early:
+            self.transport.send(rd.messages)
         if rd.committed_entries:
             await self._apply(rd)
         for rs in rd.read_states:
@@ -464,6 +499,7 @@ class Node:
                 )
             )
         results = await self._run_io(self.mvcc.apply, batch, raw_cs)
+        await tm.hit_async("after_apply_before_ack")
         self.metrics["applied_entries_total"] += len(batch)
         leader = self.role == Role.LEADER
         for res, (_, data) in zip(results, batch, strict=True):

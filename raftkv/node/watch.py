@@ -12,6 +12,7 @@ import asyncio
 import os
 from dataclasses import dataclass, field
 
+from raftkv import testmode as tm
 from raftkv.storage.results import Event
 
 # Batches buffered per watcher before it falls back to catching up from storage.
@@ -72,6 +73,9 @@ class WatchHub:
 def group_by_revision(events: list[Event]) -> list[tuple[int, list[Event]]]:
     """Events grouped by revision, in order: a txn's events always travel together
     (the watch guarantee etcd calls "atomic")."""
+    if tm.mutation("watch-split-revision"):
+        # MUTATION: one message per event, so a txn's events arrive torn apart.
+        return [(e.revision, [e]) for e in events]
     out: list[tuple[int, list[Event]]] = []
     for e in events:
         if out and out[-1][0] == e.revision:

@@ -65,6 +65,7 @@ PLANTED_BUGS = frozenset(
         "read_no_quorum",  # leader serves ReadIndex without a heartbeat round
         "double_vote",  # grant a second vote in the same term
         "truncate_on_append",  # follower truncates on stale/duplicate appends
+        "read_before_noop",  # new leader serves ReadIndex before its no-op commits
     }
 )
 
@@ -777,7 +778,7 @@ class Raft:
         if "read_no_quorum" in self.bugs:
             self._answer_read(m, self.log.committed, ctx)
             return
-        if not self._committed_in_current_term():
+        if not self._committed_in_current_term() and "read_before_noop" not in self.bugs:
             # Our commit index may lag the previous leader's until our no-op
             # commits; hold the read until then (dissertation 6.4 step 1).
             self.pending_read_index.append(m)

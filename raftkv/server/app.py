@@ -19,10 +19,11 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from raftkv import testmode as tm
 from raftkv.node.node import Node, UnavailableError
 from raftkv.node.watch import group_by_revision
 from raftkv.raft import Role
-from raftkv.server import encode, members_api, openapi
+from raftkv.server import debug, encode, members_api, openapi
 from raftkv.server.errors import ApiError, bad_request, error_response, from_mvcc
 from raftkv.server.etcd import mount as mount_etcd
 from raftkv.server.txn import parse_txn
@@ -328,6 +329,8 @@ class Api:
         if not key and not range_end:
             raise bad_request("key is empty (use ?prefix to watch everything)")
         start = _qint(req, "start_revision")
+        if start and tm.mutation("watch-resume-skip"):
+            start += 1  # MUTATION: resuming at r silently drops revision r's events
         want_prev = _flag(req, "prev_kv")
         sse = "text/event-stream" in req.headers.get("Accept", "")
         node = self.node
@@ -486,5 +489,6 @@ def build_app(node: Node) -> web.Application:
     r.add_get("/readyz", api.health)
     r.add_get("/livez", api.livez)
     r.add_get("/metrics", api.metrics)
+    debug.add_routes(r, node)  # 404 unless RAFTKV_TEST_MODE=1
     mount_etcd(app, node)  # etcd v3 JSON gateway: /v3, /v3beta, /version
     return app

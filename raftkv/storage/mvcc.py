@@ -18,8 +18,9 @@ any number of threads may read concurrently, each read working on one LMDB snaps
 
 from __future__ import annotations
 
+import hashlib
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import lmdb
@@ -89,6 +90,10 @@ class MvccStore:
         self._dedup_capacity = dedup_capacity
         self._max_key_size = env.max_key_size()
         self._lock = threading.Lock()
+        # Test mode's non-atomic-apply mutation only (None in production): when set, the
+        # applied index is committed in its own transaction before the state change,
+        # and this hook (a failpoint) runs between the two.
+        self.split_applied: Callable[[], None] | None = None
         with env.begin(write=True) as txn:
             schema = txn.get(K_SCHEMA, db=self._dbs.meta)
             if schema is None:
@@ -165,6 +170,12 @@ class MvccStore:
         results: list[ApplyResult] = []
         if expected == st.applied_index + 1 and conf_state is None:
             return [ApplyResult(i, st.revision, skipped=True) for i, _ in batch]
+        if self.split_applied is not None:
+            # MUTATION non-atomic-apply: a crash after this commit skips the batch forever.
+            early_state = st._replace(applied_index=batch[-1][0])
+            with self._env.begin(write=True) as early:
+                early.put(K_STATE, early_state.encode(), db=self._dbs.meta)
+            self.split_applied()
         txn = self._env.begin(write=True)
         try:
             w = Writer(
@@ -261,6 +272,33 @@ class MvccStore:
         validate(r, self._max_key_size)
         with self._view() as v:
             return v.range(r)
+
+    def state_digest(self) -> dict[str, int | str]:
+        """SHA-256 over every live key-value and the revision, with the applied index.
+
+        Read in one transaction, so the digest and the indices describe the same state:
+        replicas that applied the same prefix must report the same digest (etcd's
+        HashKV check at the end of a robustness test).
+        """
+        h = hashlib.sha256()
+        with self._env.begin() as txn:
+            raw = txn.get(K_STATE, db=self._dbs.meta)
+            st = State.decode(raw) if raw else State()
+            v = View(txn, self._dbs, st.revision, st.compact_revision)
+            kvs = v.range(Range(b"\x00", b"\x00")).kvs
+        h.update(U64.pack(st.revision))
+        for kv in kvs:
+            for part in (kv.key, kv.value):
+                h.update(U64.pack(len(part)) + part)
+            for n in (kv.create_revision, kv.mod_revision, kv.version, kv.lease):
+                h.update(U64.pack(n))
+        return {
+            "hash": h.hexdigest(),
+            "revision": st.revision,
+            "compact_revision": st.compact_revision,
+            "applied": st.applied_index,
+            "keys": len(kvs),
+        }
 
     def get(self, key: bytes, revision: int = 0) -> KeyValue | None:
         """The key's value at `revision` (0 = current), or None."""
