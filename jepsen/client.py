@@ -30,6 +30,22 @@ class Reply:
     error: str | None = None
 
 
+def no_retry(session: aiohttp.ClientSession) -> None:
+    """Turn off aiohttp's silent resend of idempotent requests (GET/PUT/DELETE).
+
+    Since 3.10, aiohttp resends such a request once when the server disconnects
+    after it was sent — even on a fresh connection. Against a node killed mid-request
+    the first attempt may already be committed while the resend is refused, and the
+    refusal would be recorded as a definite ``fail``: a lie that makes checkers see
+    "failed write visible" (found by the watch workload under kill). There is no
+    public switch, so the private flag is set, and checked to exist so an aiohttp
+    upgrade that renames it breaks loudly here rather than silently in a history.
+    """
+    if not hasattr(session, "_retry_connection"):
+        raise RuntimeError("aiohttp changed: cannot disable idempotent-request retries")
+    session._retry_connection = False
+
+
 class Http:
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
@@ -37,6 +53,7 @@ class Http:
             connector=aiohttp.TCPConnector(force_close=True, limit=0),
             timeout=aiohttp.ClientTimeout(total=timeout),
         )
+        no_retry(self.session)
 
     async def request(
         self, method: str, base: str, key: str, query: str = "", body: bytes | None = None

@@ -21,7 +21,7 @@ import aiohttp
 
 from jepsen.checkers import convergence, watchcheck
 from jepsen.checkers.result import CheckResult
-from jepsen.client import write_outcome
+from jepsen.client import no_retry, write_outcome
 from jepsen.history import Op
 from jepsen.workloads.base import Workload
 
@@ -47,6 +47,7 @@ class WatchWorkload(Workload):
             connector=aiohttp.TCPConnector(force_close=True, limit=0),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=2),
         )
+        no_retry(self.stream)
 
     async def run(self) -> None:
         rngs = [random.Random(self.ctx.rng.randrange(1 << 30)) for _ in range(WATCHERS)]

@@ -20,8 +20,16 @@ pytestmark = pytest.mark.slow
 
 
 def test_register_under_partition_is_valid(tmp_path: Path) -> None:
+    plan = [Fault(2.0, 5.0, "partition", "isolate-leader", 1)]
     code, summary = run(
-        RunConfig(workload="register", nemesis="partition", time=15, seed=1, store=tmp_path)
+        RunConfig(
+            workload="register",
+            nemesis="partition",
+            time=10,
+            seed=1,
+            store=tmp_path,
+            faults=plan,
+        )
     )
     assert code == 0, summary.get("checkers")
     out = Path(summary["dir"])
@@ -53,17 +61,17 @@ def test_stale_read_control_is_invalid(tmp_path: Path) -> None:
 
 
 def test_unfenced_lock_control_loses_an_update(tmp_path: Path) -> None:
-    code, summary = run(RunConfig(workload="unfenced-lock", time=10, seed=1, store=tmp_path))
+    code, summary = run(RunConfig(workload="unfenced-lock", time=7, seed=1, store=tmp_path))
     assert code == 1, summary.get("checkers")
     lock = next(c for c in summary["checkers"] if c["name"] == "lock")
     assert "lost update" in lock["summary"]
 
 
 def test_fenced_lock_under_pause_is_valid(tmp_path: Path) -> None:
-    plan = [Fault(2.0, 4.0, "pause", "leader", 1)]
+    plan = [Fault(1.5, 4.0, "pause", "leader", 1)]
     code, summary = run(
         RunConfig(
-            workload="fenced-lock", nemesis="pause", time=12, seed=1, store=tmp_path, faults=plan
+            workload="fenced-lock", nemesis="pause", time=8, seed=1, store=tmp_path, faults=plan
         )
     )
     assert code == 0, summary.get("checkers")
@@ -74,7 +82,7 @@ def test_fenced_lock_under_pause_is_valid(tmp_path: Path) -> None:
 def test_watch_under_kill_is_valid(tmp_path: Path) -> None:
     plan = [Fault(2.0, 4.0, "kill", "leader", 1)]
     code, summary = run(
-        RunConfig(workload="watch", nemesis="kill", time=10, seed=1, store=tmp_path, faults=plan)
+        RunConfig(workload="watch", nemesis="kill", time=8, seed=1, store=tmp_path, faults=plan)
     )
     assert code == 0, summary.get("checkers")
     watch = next(c for c in summary["checkers"] if c["name"] == "watch")
@@ -82,9 +90,9 @@ def test_watch_under_kill_is_valid(tmp_path: Path) -> None:
 
 
 def test_lease_under_leader_pause_is_valid(tmp_path: Path) -> None:
-    plan = [Fault(2.0, 3.5, "pause", "leader", 1)]
+    plan = [Fault(1.5, 3.5, "pause", "leader", 1)]
     code, summary = run(
-        RunConfig(workload="lease", nemesis="pause", time=8, seed=1, store=tmp_path, faults=plan)
+        RunConfig(workload="lease", nemesis="pause", time=6, seed=1, store=tmp_path, faults=plan)
     )
     assert code == 0, summary.get("checkers")
     lease = next(c for c in summary["checkers"] if c["name"] == "lease")
@@ -98,7 +106,7 @@ def test_etcd_unfenced_lock_loses_an_update(tmp_path: Path) -> None:
     # counts as up once the leader's member id maps to a name, so this also checks
     # the computed member ids and the gateway adapter.)
     code, summary = run(
-        RunConfig(workload="unfenced-lock", time=10, seed=1, store=tmp_path, db="etcd")
+        RunConfig(workload="unfenced-lock", time=7, seed=1, store=tmp_path, db="etcd")
     )
     assert code == 1, summary.get("checkers")
     lock = next(c for c in summary["checkers"] if c["name"] == "lock")
