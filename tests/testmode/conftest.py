@@ -40,7 +40,9 @@ def make_cluster(
             monkeypatch.setenv("RAFTKV_TEST_MODE", "1")
         for k, v in env.items():
             monkeypatch.setenv(f"RAFTKV_{k.upper()}", v)
-        c = Cluster(tmp_path / f"c{len(made)}", size, list(FAST_ARGS))
+        root = tmp_path / f"c{len(made)}"
+        root.mkdir()
+        c = Cluster(root, size, list(FAST_ARGS))
         made.append(c)
         c.start_all()
         c.wait_leader(30)
