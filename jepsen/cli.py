@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from jepsen.nemesis import KINDS
+from jepsen.nemesis import KINDS, SHAPES, valid_kind
 from jepsen.runner import RunConfig, run
 from jepsen.workloads import WORKLOADS
 
@@ -34,9 +34,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _nemesis(s: str) -> str:
-    bad = [k for k in s.split(",") if k not in KINDS]
+    bad = [k for k in s.split(",") if not valid_kind(k)]
     if bad:
-        raise argparse.ArgumentTypeError(f"unknown nemesis {bad}; choose from {KINDS}")
+        raise argparse.ArgumentTypeError(f"unknown nemesis {bad}; choose from {KINDS}/{SHAPES}")
     return s
 
 
@@ -47,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     _common(r)
     r.add_argument("--workload", choices=sorted(WORKLOADS), default="register")
     r.add_argument(
-        "--nemesis", type=_nemesis, default="none", help="comma list of " + ",".join(KINDS)
+        "--nemesis",
+        type=_nemesis,
+        default="none",
+        help="comma list of " + ",".join(KINDS) + " (or kind:shape, e.g. partition:bridge)",
     )
     s = sub.add_parser("suite", help="register and set under none/kill/pause/partition")
     _common(s)

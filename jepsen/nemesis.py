@@ -35,6 +35,12 @@ DROP = 0.05  # per-chunk chance the connection dies (loss forces reconnects)
 KINDS = ("none", *SHAPES)
 
 
+def valid_kind(k: str) -> bool:
+    """``kind`` or ``kind:shape`` (one shape only, e.g. ``partition:bridge``)."""
+    kind, _, shape = k.partition(":")
+    return kind in KINDS and (not shape or shape in SHAPES.get(kind, []))
+
+
 @dataclass
 class Fault:
     start: float
@@ -56,8 +62,9 @@ def schedule(kinds: list[str], total: float, seed: int) -> list[Fault]:
         dur = rng.uniform(3, 7)
         if start + dur > total - 3:
             break
-        kind = rng.choice(kinds)
-        out.append(Fault(start, dur, kind, rng.choice(SHAPES[kind]), rng.randrange(1 << 30)))
+        kind, _, only = rng.choice(kinds).partition(":")
+        shape = only or rng.choice(SHAPES[kind])
+        out.append(Fault(start, dur, kind, shape, rng.randrange(1 << 30)))
         t = start + dur
     return out
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jepsen.nemesis import SHAPES, Fault, Nemesis, schedule
+from jepsen.nemesis import SHAPES, Fault, Nemesis, schedule, valid_kind
 from jepsen.proxy import Link, ProxyNet
 
 
@@ -73,3 +73,12 @@ def test_link_delay_and_drop_touch_only_the_target_links_and_heal() -> None:
     assert lossy == {k for k in c.net.links if "n2" in k}
     c.net.heal()
     assert all(link.state.drop == 0 and link.state.delay == 0 for link in c.net.links.values())
+
+
+def test_kind_shape_pins_the_shape() -> None:
+    plan = schedule(["partition:bridge", "link:delay"], 120, 3)
+    assert plan and {(f.kind, f.shape) for f in plan} <= {
+        ("partition", "bridge"),
+        ("link", "delay"),
+    }
+    assert valid_kind("partition:bridge") and not valid_kind("partition:nope")
