@@ -62,7 +62,9 @@ class Lessor:
 
     def granted(self, lease_id: int, ttl: int, leader: bool) -> None:
         self.ttls[lease_id] = ttl
-        if leader:
+        # MUTATION lease-no-ttl-refresh: followers start a clock at grant that no
+        # keepalive (served by the leader) ever refreshes; a new leader then trusts it.
+        if leader or self._keep_deadlines:
             self.deadlines[lease_id] = self._now() + self.effective_ttl(ttl)
 
     def revoked(self, lease_id: int) -> None:

@@ -113,6 +113,16 @@ def test_lease_no_ttl_refresh_keeps_stale_deadline(mutated: bool) -> None:
     assert lessor.remaining(7) == (0 if mutated else 7)
 
 
+@pytest.mark.parametrize("mutated", [False, True])
+def test_lease_no_ttl_refresh_new_leader_trusts_grant_time(mutated: bool) -> None:
+    clock = FakeClock()
+    follower = Lessor(1, clock=clock, keep_deadlines=mutated)
+    follower.granted(7, 10, leader=False)  # the leader's keepalives never reach it
+    clock.t = 20.0  # the lease was kept alive on the old leader all along
+    follower.promote([LeaseInfo(7, 10, 0)])
+    assert (follower.expired() == [7]) is mutated
+
+
 def _mvcc(path: Path) -> MvccStore:
     env = open_env(path, 1 * GiB)
     return MvccStore(env, quota_bytes=64 << 20)
