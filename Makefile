@@ -45,15 +45,19 @@ bench: $(STAMP)
 	$(BIN)/python -m raftkv.bench --db $(BENCH_DB)
 
 # Jepsen-style fault injection on real processes (jepsen/). `make jepsen` runs the
-# short standard suite (register and set x none/kill/pause/partition, 3 nodes) and
-# prints a results table; reports land in store/<workload>-<nemesis>-<time>-seed<K>/.
+# standard suite (register, set x none/kill/pause/partition; register x link faults;
+# fenced-lock, watch and lease under faults; then the positive controls, stale reads
+# and the unfenced lock, which must come out invalid) on 3 nodes and prints a results
+# table; reports land in store/<workload>-<nemesis>-<time>-seed<K>/.
+# `make jepsen DB=etcd` runs the same suite against the real etcd on PATH.
 JEPSEN_TIME ?= 20
+DB ?= raftkv
 jepsen: $(STAMP)
-	$(BIN)/python -m jepsen suite --nodes 3 --time $(JEPSEN_TIME) --seed $(or $(SEED),1)
+	$(BIN)/python -m jepsen suite --db $(DB) --nodes 3 --time $(JEPSEN_TIME) --seed $(or $(SEED),1)
 
 # The same suite on 5 nodes with three seeds.
 jepsen-matrix: $(STAMP)
-	for s in 1 2 3; do $(BIN)/python -m jepsen suite --nodes 5 --time 30 --seed $$s || exit 1; done
+	for s in 1 2 3; do $(BIN)/python -m jepsen suite --db $(DB) --nodes 5 --time 30 --seed $$s || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -59,6 +59,32 @@ def run(cfg: RunConfig) -> tuple[int, dict[str, Any]]:
         return HARNESS_ERROR, {"dir": str(out), "verdict": "harness-error", "error": str(e)}
 
 
+async def _boot(
+    kind: type[Cluster], out: Path, cfg: RunConfig
+) -> tuple[Cluster, dict[str, Any] | None]:
+    """Start a fresh cluster; if it never becomes healthy, start over once on fresh
+    ports. Ports are picked by binding port 0 and releasing it, so on a busy host
+    another process (any client's ephemeral source port) can take one before the
+    node binds it; nothing has been recorded yet, so a second boot hides nothing.
+    The first attempt's logs are kept under nodes-boot1/."""
+    for attempt in (1, 2):
+        cluster = kind(out, cfg.nodes, cfg.seed)
+        try:
+            await cluster.setup()
+            up = await cluster.wait_healthy(30)
+        except BaseException:
+            await cluster.close()
+            raise
+        if up is not None or attempt == 2:
+            return cluster, up
+        print("cluster not healthy 30 s after start; restarting it on fresh ports")
+        await cluster.close()
+        shutil.rmtree(out / "data", ignore_errors=True)
+        shutil.rmtree(out / "nodes-boot1", ignore_errors=True)
+        (out / "nodes").rename(out / "nodes-boot1")
+    raise AssertionError("unreachable")
+
+
 async def _run(cfg: RunConfig, out: Path) -> tuple[int, dict[str, Any]]:
     kinds = [k for k in cfg.nemesis.split(",") if k]
     faults = cfg.faults if cfg.faults is not None else schedule(kinds, cfg.time, cfg.seed)
@@ -67,18 +93,14 @@ async def _run(cfg: RunConfig, out: Path) -> tuple[int, dict[str, Any]]:
         f"nemesis={cfg.nemesis} time={cfg.time}s rate={cfg.rate} conc={cfg.concurrency} "
         f"db={cfg.db} net=proxy  -> {out}"
     )
-    if cfg.db == "etcd":
-        cluster: Cluster = EtcdCluster(out, cfg.nodes, cfg.seed)
-        http: Http = EtcdHttp(cfg.op_timeout)
-    else:
-        cluster, http = Cluster(out, cfg.nodes, cfg.seed), Http(cfg.op_timeout)
+    kind = EtcdCluster if cfg.db == "etcd" else Cluster
+    http: Http = EtcdHttp(cfg.op_timeout) if cfg.db == "etcd" else Http(cfg.op_timeout)
+    cluster, up = await _boot(kind, out, cfg)
     rec = Recorder(out / "history.jsonl")
     nem = Nemesis(cluster, out / "nemesis.jsonl", rec.now)
     try:
-        await cluster.setup()
-        up = await cluster.wait_healthy(30)
         if up is None:
-            raise RuntimeError("cluster did not elect a leader within 30 s")
+            raise RuntimeError("cluster did not elect a leader within 30 s, twice")
         leader = next(iter(up.values()))["leader_name"]
         rec.t0 = time.monotonic()
         print(f"[{rec.now():6.1f}s] cluster up: leader={leader}; {len(faults)} faults scheduled")
