@@ -213,6 +213,8 @@ def test_non_atomic_apply_skips_a_committed_write_after_a_crash(
     c = make_cluster(3, mutations="non-atomic-apply")
     leader = c.wait_leader()
     victim = c.followers(leader)[0]
+    # Arm only once the victim applied the leader's no-op, so the crash hits the put.
+    c.wait_applied([victim], _debug(c, leader, "/debug/status")["applied"])
     _debug(c, victim, "/debug/failpoints", {"between_state_and_applied": "crash"})
     assert c.put(leader, "k", "v").status == 200
     assert _exit_code(c, victim) == tm.CRASH_EXIT_CODE
@@ -229,6 +231,7 @@ def test_ack_before_fsync_loses_an_acknowledged_write(
     c = make_cluster(3, mutations="ack-before-fsync")
     leader = c.wait_leader()
     followers = c.followers(leader)
+    c.wait_applied(followers, _debug(c, leader, "/debug/status")["applied"])
     for f in followers:  # acks leave at once; the followers then stall before persisting
         _debug(c, f, "/debug/failpoints", {"after_send_before_persist": "sleep(5000)"})
     assert c.put(leader, "k", "acked").status == 200
