@@ -38,7 +38,6 @@ PAUSE_FOR = TTL + 2.5  # past expiry plus the leader's revoke round
 
 class UnfencedLockWorkload(Workload):
     name = "unfenced-lock"
-    fenced = False
 
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx)
@@ -130,7 +129,6 @@ class UnfencedLockWorkload(Workload):
 
 class FencedLockWorkload(UnfencedLockWorkload):
     name = "fenced-lock"
-    fenced = True
 
     async def _write(self, base: str, value: str, fence: int) -> Reply:
         txn = {
