@@ -107,6 +107,23 @@ def _as_etcd(e: Exception) -> EtcdError:
     raise e
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _post_only(handler: Handler) -> Handler:
+    """The gate every RPC route shares: a CORS preflight for OPTIONS, etcd's plain
+    405 for anything but POST, then the route itself."""
+
+    async def gated(req: web.Request) -> web.StreamResponse:
+        if req.method == "OPTIONS":
+            return _preflight()
+        if req.method != "POST":
+            return text_response(405, "Method Not Allowed\n")
+        return await handler(req)
+
+    return gated
+
+
 def _preflight() -> web.Response:
     """etcd answers a CORS preflight itself: 200, empty, CORS headers only."""
     return web.Response(status=200, headers=CORS_HEADERS)
@@ -144,10 +161,6 @@ async def _unless_gone(req: web.Request, call: Awaitable[dict[str, Any]]) -> dic
 
 def _unary(gw: Gateway, fn: Unary) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(req: web.Request) -> web.StreamResponse:
-        if req.method == "OPTIONS":
-            return _preflight()
-        if req.method != "POST":
-            return text_response(405, "Method Not Allowed\n")
         try:
             body = request_object(await _read_body(req))
             out = await _unless_gone(req, fn(gw, body))
@@ -157,7 +170,7 @@ def _unary(gw: Gateway, fn: Unary) -> Callable[[web.Request], Awaitable[web.Stre
         except (EtcdError, MvccError, UnavailableError, web.HTTPRequestEntityTooLarge) as e:
             return await _as_etcd(e).respond(req)
 
-    return handler
+    return _post_only(handler)
 
 
 async def _messages(req: web.Request) -> AsyncIterator[dict[str, Any]]:
@@ -216,10 +229,6 @@ def _closing(req: web.Request) -> bool:
 
 def _watch(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(req: web.Request) -> web.StreamResponse:
-        if req.method == "OPTIONS":
-            return _preflight()
-        if req.method != "POST":
-            return text_response(405, "Method Not Allowed\n")
         msgs = _messages(req)
         try:
             first: dict[str, Any] | None = await anext(msgs)
@@ -250,15 +259,11 @@ def _watch(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamResponse]
             await ws.close()
         return resp
 
-    return handler
+    return _post_only(handler)
 
 
 def _keepalive(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(req: web.Request) -> web.StreamResponse:
-        if req.method == "OPTIONS":
-            return _preflight()
-        if req.method != "POST":
-            return text_response(405, "Method Not Allowed\n")
         msgs = _messages(req)
         try:
             first: dict[str, Any] | None = await anext(msgs)
@@ -283,15 +288,11 @@ def _keepalive(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamRespo
         await resp.write_eof()
         return resp
 
-    return handler
+    return _post_only(handler)
 
 
 def _snapshot(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(req: web.Request) -> web.StreamResponse:
-        if req.method == "OPTIONS":
-            return _preflight()
-        if req.method != "POST":
-            return text_response(405, "Method Not Allowed\n")
         try:
             request_object(await _read_body(req))
         except EtcdError as e:
@@ -305,17 +306,13 @@ def _snapshot(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamRespon
         await resp.write_eof()
         return resp
 
-    return handler
+    return _post_only(handler)
 
 
 def _observe(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """Server streaming: open until the client goes away, like watch."""
 
     async def handler(req: web.Request) -> web.StreamResponse:
-        if req.method == "OPTIONS":
-            return _preflight()
-        if req.method != "POST":
-            return text_response(405, "Method Not Allowed\n")
         try:
             body = request_object(await _read_body(req))
         except EtcdError as e:
@@ -331,7 +328,7 @@ def _observe(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamRespons
                 await task
         return resp
 
-    return handler
+    return _post_only(handler)
 
 
 def _not_found(text: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
