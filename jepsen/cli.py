@@ -21,6 +21,9 @@ CONTROLS = [("stale-register", "partition"), ("unfenced-lock", "pause")]
 
 
 ETCD_UNSUPPORTED = {"watch"}
+# Mutation controls (raftkv only): a planted raftkv bug (RAFTKV_MUTATIONS) that the
+# workload's checker must catch, so a new checker is shown to reject a real history.
+MUTANTS = [("watch", "none", "watch-resume-skip"), ("watch", "none", "watch-split-revision")]
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -52,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         default="none",
         help="comma list of " + ",".join(KINDS) + " (or kind:shape, e.g. partition:bridge)",
     )
+    r.add_argument(
+        "--mutations", default="", help="raftkv bugs to plant (RAFTKV_MUTATIONS), comma list"
+    )
     s = sub.add_parser("suite", help="register and set under none/kill/pause/partition")
     _common(s)
     a = ap.parse_args(argv)
@@ -65,14 +71,15 @@ def main(argv: list[str] | None = None) -> int:
         db=a.db,
     )
     if a.cmd == "run":
-        code, _ = run(RunConfig(workload=a.workload, nemesis=a.nemesis, **base))  # type: ignore[arg-type]
+        cfg = RunConfig(workload=a.workload, nemesis=a.nemesis, mutations=a.mutations, **base)
+        code, _ = run(cfg)  # type: ignore[arg-type]
         return code
     return suite(base)
 
 
 def suite(base: dict[str, object]) -> int:
-    """Run SUITE then CONTROLS; exit 0 only if every run is valid and every control
-    is invalid."""
+    """Run SUITE, CONTROLS and (raftkv only) MUTANTS; exit 0 only if every run is
+    valid and every control and mutant is invalid."""
     rows: list[tuple[object, ...]] = []
     worst = 0
     plan = SUITE + CONTROLS
@@ -80,11 +87,18 @@ def suite(base: dict[str, object]) -> int:
         # The watch workload reads raftkv's NDJSON /v1/watch; the etcd adapter does
         # not translate etcd's bidirectional /v3/watch stream.
         plan = [(w, n) for w, n in plan if w not in ETCD_UNSUPPORTED]
-    for w, n in plan:
-        code, summ = run(RunConfig(workload=w, nemesis=n, **base))  # type: ignore[arg-type]
+    runs = [(w, n, "") for w, n in plan]
+    if base.get("db", "raftkv") == "raftkv":
+        runs += MUTANTS
+    for w, n, m in runs:
+        cfg = RunConfig(workload=w, nemesis=n, mutations=m, **base)  # type: ignore[arg-type]
+        code, summ = run(cfg)
         c = summ.get("counts", {})
         verdict = str(summ.get("verdict", "harness-error"))
-        if (w, n) in CONTROLS:
+        if m:
+            verdict += f" (mutant {m}: expected invalid)"
+            code = 0 if code == 1 else max(code, 1)
+        elif (w, n) in CONTROLS:
             verdict += " (control: expected invalid)"
             code = 0 if code == 1 else max(code, 1)
         rows.append((w, n, summ.get("ops", 0), c.get("ok", 0), c.get("fail", 0), c.get("info", 0)))

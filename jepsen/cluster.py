@@ -63,6 +63,9 @@ class Cluster:
         self.net = ProxyNet(seed)
         self.initial: dict[str, str] = {}
         self._http: aiohttp.ClientSession | None = None
+        # Extra environment for every node, e.g. raftkv's test mode with planted bugs
+        # (RAFTKV_MUTATIONS) to show a checker can catch them.
+        self.extra_env: dict[str, str] = {}
 
     async def setup(self) -> None:
         (self.root / "nodes").mkdir(parents=True, exist_ok=True)
@@ -111,7 +114,9 @@ class Cluster:
         with open(node.log, "ab") as out:
             out.write(f"=== jepsen: start {time.strftime('%H:%M:%S')}\n".encode())
             out.flush()
-            node.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+            node.proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **self.extra_env}
+            )
         node.paused = False
 
     def kill(self, name: str) -> None:

@@ -43,13 +43,20 @@ class RunConfig:
     # An explicit fault plan replaces the seeded schedule: tests that need a fault at a
     # known time (a positive control) must not depend on what a seed happens to draw.
     faults: list[Fault] | None = None
+    # raftkv bugs to plant (RAFTKV_MUTATIONS, see README "Test mode"): a run with a
+    # mutation that its workload's checker should catch must come out invalid.
+    mutations: str = ""
     db: str = "raftkv"  # or "etcd": the same workloads against real etcd (jepsen/etcd.py)
 
 
 def run(cfg: RunConfig) -> tuple[int, dict[str, Any]]:
     stamp = time.strftime("%Y%m%dT%H%M%S")
     db = "" if cfg.db == "raftkv" else f"{cfg.db}-"
-    out = cfg.store / f"{db}{cfg.workload}-{cfg.nemesis.replace(',', '+')}-{stamp}-seed{cfg.seed}"
+    mut = f"mut-{cfg.mutations.replace(',', '+')}-" if cfg.mutations else ""
+    out = (
+        cfg.store
+        / f"{db}{mut}{cfg.workload}-{cfg.nemesis.replace(',', '+')}-{stamp}-seed{cfg.seed}"
+    )
     out.mkdir(parents=True, exist_ok=True)
     try:
         return asyncio.run(_run(cfg, out))
@@ -69,6 +76,10 @@ async def _boot(
     The first attempt's logs are kept under nodes-boot1/."""
     for attempt in (1, 2):
         cluster = kind(out, cfg.nodes, cfg.seed)
+        if cfg.mutations:
+            if cfg.db != "raftkv":
+                raise ValueError("--mutations plants raftkv bugs; it has no meaning for etcd")
+            cluster.extra_env = {"RAFTKV_TEST_MODE": "1", "RAFTKV_MUTATIONS": cfg.mutations}
         try:
             await cluster.setup()
             up = await cluster.wait_healthy(30)
@@ -91,7 +102,7 @@ async def _run(cfg: RunConfig, out: Path) -> tuple[int, dict[str, Any]]:
     print(
         f"raftkv-jepsen seed={cfg.seed} nodes={cfg.nodes} workload={cfg.workload} "
         f"nemesis={cfg.nemesis} time={cfg.time}s rate={cfg.rate} conc={cfg.concurrency} "
-        f"db={cfg.db} net=proxy  -> {out}"
+        f"db={cfg.db}{' mutations=' + cfg.mutations if cfg.mutations else ''} net=proxy  -> {out}"
     )
     kind = EtcdCluster if cfg.db == "etcd" else Cluster
     http: Http = EtcdHttp(cfg.op_timeout) if cfg.db == "etcd" else Http(cfg.op_timeout)
