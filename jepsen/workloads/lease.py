@@ -67,7 +67,11 @@ class LeaseWorkload(Workload):
         ctx.keys.add(key)
         policy = rng.choice(["keep", "abandon", "revoke"])
         t_attach = ctx.rec.now()
-        keep_for = rng.uniform(2, 5) if policy == "keep" else 0.0
+        # Some leases are kept alive for up to 10 s (never past the run's end): only a
+        # lease renewed well past its grant across a failover tells a fresh TTL from a
+        # stale deadline (raftkv's lease-no-ttl-refresh mutation).
+        keep_for = min(rng.uniform(2, 10), max(2.0, ctx.stop_at - t_attach))
+        keep_for = keep_for if policy == "keep" else 0.0
         revoke_at = t_attach + rng.uniform(0.5, 2) if policy == "revoke" else None
         last_renew = ctx.rec.now()
         next_ka = t_attach + 1.0
