@@ -75,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+class ListenError(ValueError):
+    """The client URL's port cannot be bound (taken, or not a local address)."""
+
+
 class ConfigFileError(ValueError):
     """The --config file is missing or is not valid TOML."""
 
@@ -126,7 +130,11 @@ async def serve(s: ServeSettings) -> None:
     await runner.setup()
     u = urlsplit(s.client_url)
     site = web.TCPSite(runner, u.hostname, u.port, reuse_address=True)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as e:
+        await node.stop(transfer=False)
+        raise ListenError(f"cannot listen on {s.client_url}: {e.strerror or e}") from e
     log.info("serving", client_url=s.client_url, peer_url=node.me.peer_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

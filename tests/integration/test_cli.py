@@ -64,3 +64,23 @@ def test_restart_from_data_dir_alone(cluster: Cluster) -> None:
     cluster.wait_applied([victim], st["applied"])
     assert cluster.get(victim, "while-down", "?serializable").json()["value"] == "1"
     assert cluster.get(victim, "persist").json()["value"] == "yes"
+
+
+def test_taken_client_port_is_a_clear_error(tmp_path: Path) -> None:
+    """A port in use must end `serve` with one clear line and status 2, not hang."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        peer = free_port()
+        proc = subprocess.run(
+            [sys.executable, "-m", "raftkv.cli", "serve", "--name", "n1",
+             "--data-dir", str(tmp_path / "n1"), "--client-url", f"http://127.0.0.1:{port}",
+             "--peer-url", f"http://127.0.0.1:{peer}",
+             "--initial-cluster", f"n1=http://127.0.0.1:{peer}"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"cannot listen on http://127.0.0.1:{port}" in proc.stderr
