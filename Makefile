@@ -8,7 +8,7 @@ SEED ?=
 SEEDS ?= 200
 NODES ?= 3
 
-.PHONY: all venv run test lint sim bench-storage bench clean jepsen jepsen-matrix
+.PHONY: all venv run test lint sim bench-storage bench clean jepsen jepsen-matrix mutation-suite
 
 all: test
 
@@ -58,6 +58,10 @@ jepsen: $(STAMP)
 # The same suite on 5 nodes with three seeds.
 jepsen-matrix: $(STAMP)
 	for s in 1 2 3; do $(BIN)/python -m jepsen suite --db $(DB) --nodes 5 --time 30 --seed $$s || exit 1; done
+
+# Each planted raftkv bug in its designated scenario (5 seeds) plus 20 unmutated controls.
+mutation-suite: $(STAMP)
+	$(BIN)/python -m jepsen mutation-suite
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

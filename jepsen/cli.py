@@ -1,4 +1,5 @@
-"""``python -m jepsen run|suite``: one run, or the short standard suite with a table."""
+"""``python -m jepsen run|suite|mutation-suite``: one run, the short standard suite with a
+table, or the mutation suite (jepsen/mutations.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from jepsen import mutations
 from jepsen.nemesis import KINDS, SHAPES, valid_kind
 from jepsen.runner import RunConfig, run
 from jepsen.workloads import WORKLOADS
@@ -60,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     s = sub.add_parser("suite", help="register and set under none/kill/pause/partition")
     _common(s)
+    m = sub.add_parser("mutation-suite", help="each planted bug in its scenario, plus controls")
+    _common(m)
+    m.add_argument("--seeds", type=int, default=5, help="runs per mutation")
+    m.add_argument("--only", default="", help="comma list of mutations (default: all)")
+    m.add_argument("--controls", type=int, default=20, help="unmutated runs in total")
     a = ap.parse_args(argv)
     base = dict(
         nodes=a.nodes,
@@ -74,6 +81,14 @@ def main(argv: list[str] | None = None) -> int:
         cfg = RunConfig(workload=a.workload, nemesis=a.nemesis, mutations=a.mutations, **base)
         code, _ = run(cfg)  # type: ignore[arg-type]
         return code
+    if a.cmd == "mutation-suite":
+        if a.db != "raftkv":
+            ap.error("mutation-suite plants raftkv bugs; --db etcd has no meaning here")
+        only = [x.strip() for x in a.only.split(",") if x.strip()]
+        unknown = [x for x in only if x not in mutations.BY_NAME]
+        if unknown:
+            ap.error(f"unknown mutations {unknown}; choose from {sorted(mutations.BY_NAME)}")
+        return mutations.suite(base, a.seeds, only or None, a.controls)
     return suite(base)
 
 

@@ -1,0 +1,229 @@
+"""``python -m jepsen mutation-suite``: each planted raftkv bug in its designated
+scenario for N seeds, plus unmutated control runs of the same scenarios.
+
+The table follows research notes §6.9 (jepsen-and-checkers.md), adapted to this
+harness's workloads and nemesis shapes. A mutation is *caught* in a run when the run's
+verdict is invalid; unknown and harness errors are recorded but never count as caught.
+Exit 0 only if every gating mutation is caught in >= 3 of 5 runs (scaled to --seeds)
+and every control run is valid.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jepsen.report import _times
+from jepsen.runner import RunConfig
+
+DETECT_FRACTION = 3 / 5  # §6.9: invalid in >= 3 of 5 seeds
+CONTROL_SEED_BASE = 1000  # control seeds differ from mutant seeds 0..N-1
+
+
+@dataclass(frozen=True)
+class Scenario:
+    mutation: str
+    workload: str
+    nemesis: str
+    expect: str  # checker(s) that should catch it
+    gating: bool = True  # False: tracked, but not part of the exit code
+    note: str = ""
+
+    @property
+    def scenario(self) -> str:
+        return f"{self.workload} x {self.nemesis}"
+
+
+TABLE: list[Scenario] = [
+    Scenario("follower-local-reads", "register", "partition", "linearizable, revision-order"),
+    Scenario(
+        "leader-reads-no-readindex",
+        "register",
+        "partition:isolate-leader",
+        "linearizable, revision-order",
+    ),
+    Scenario("no-noop-read-wait", "register", "kill:leader", "linearizable"),
+    Scenario("ack-before-fsync", "set", "kill", "set (lost elements)"),
+    Scenario("no-persist-term-vote", "set", "kill", "set (lost elements), convergence"),
+    Scenario("double-vote", "register", "partition,kill", "linearizable, revision-order"),
+    Scenario("skip-log-uptodate-check", "set", "partition,kill", "set (lost), convergence"),
+    Scenario(
+        "figure8-commit",
+        "set",
+        "partition,kill",
+        "set (lost), convergence",
+        gating=False,
+        note="stretch (§6.9 M11): needs a targeted partition/kill script",
+    ),
+    Scenario("truncate-on-stale-append", "set", "partition,kill", "set (lost), convergence"),
+    Scenario(
+        "non-atomic-apply",
+        "set",
+        "kill",
+        "set (duplicates), convergence",
+        note="window is between two LMDB txns; a kill must land in it",
+    ),
+    Scenario(
+        "no-dedup",
+        "register",
+        "partition",
+        "-",
+        gating=False,
+        note="not detectable: the harness client never retries, so no duplicate request",
+    ),
+    Scenario("watch-resume-skip", "watch", "none", "watch (resumable)"),
+    Scenario("watch-split-revision", "watch", "none", "watch (atomic revisions)"),
+    Scenario("lease-no-ttl-refresh", "lease", "pause:leader", "lease"),
+]
+BY_NAME = {s.mutation: s for s in TABLE}
+
+
+def needed(seeds: int) -> int:
+    """Runs that must be invalid: 3 of 5, scaled (at least 1)."""
+    return max(1, math.ceil(DETECT_FRACTION * seeds - 1e-9))
+
+
+def outcome(code: int, summ: dict[str, Any]) -> dict[str, Any]:
+    """What one run contributes: verdict, failing checkers, time to detect (the
+    earliest op time in the first invalid checker's witness, s into the run)."""
+    failed = [c["name"] for c in summ.get("checkers", []) if c.get("verdict") == "invalid"]
+    w = summ.get("witness")
+    times = _times(w.get("witness")) if isinstance(w, dict) else []
+    return {
+        "code": code,
+        "verdict": str(summ.get("verdict", "harness-error")),
+        "failed": failed,
+        "detect_s": round(min(times), 2) if times else None,
+        "dir": summ.get("dir"),
+    }
+
+
+def aggregate(
+    plan: list[Scenario], mutant: dict[str, list[dict[str, Any]]], seeds: int
+) -> list[dict[str, Any]]:
+    rows = []
+    for s in plan:
+        runs = mutant.get(s.mutation, [])
+        caught = [r for r in runs if r["verdict"] == "invalid"]
+        by: dict[str, int] = {}
+        for r in caught:
+            for c in r["failed"]:
+                by[c] = by.get(c, 0) + 1
+        times = [r["detect_s"] for r in caught if r["detect_s"] is not None]
+        ok = len(caught) >= needed(seeds)
+        rows.append(
+            {
+                "mutation": s.mutation,
+                "scenario": s.scenario,
+                "expect": s.expect,
+                "runs": len(runs),
+                "detected": len(caught),
+                "caught_by": by,
+                "median_s": round(statistics.median(times), 2) if times else None,
+                "gating": s.gating,
+                "pass": ok or not s.gating,
+                "note": s.note,
+                "verdicts": [r["verdict"] for r in runs],
+            }
+        )
+    return rows
+
+
+def control_plan(plan: list[Scenario], n: int) -> list[tuple[str, str, int]]:
+    """n unmutated runs spread round-robin over the plan's distinct scenarios."""
+    scen: list[tuple[str, str]] = []
+    for s in plan:
+        if (s.workload, s.nemesis) not in scen:
+            scen.append((s.workload, s.nemesis))
+    return [(*scen[i % len(scen)], CONTROL_SEED_BASE + i) for i in range(n)] if scen else []
+
+
+def render(rows: list[dict[str, Any]], controls: list[dict[str, Any]]) -> str:
+    lines = [
+        "| mutation | scenario | runs | detected | caught by | median time | gate |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        by = ", ".join(f"{k} ({v})" for k, v in sorted(r["caught_by"].items())) or "-"
+        med = f"{r['median_s']:.1f}s" if r["median_s"] is not None else "-"
+        gate = ("PASS" if r["pass"] else "FAIL") if r["gating"] else "not gating"
+        if r["note"]:
+            gate += f": {r['note']}"
+        lines.append(
+            f"| {r['mutation']} | {r['scenario']} | {r['runs']} | "
+            f"{r['detected']}/{r['runs']} | {by} | {med} | {gate} |"
+        )
+    valid = sum(1 for c in controls if c["verdict"] == "valid")
+    lines.append("")
+    lines.append(f"controls (unmutated): {valid}/{len(controls)} valid")
+    for c in controls:
+        if c["verdict"] != "valid":
+            lines.append(
+                f"  control {c['scenario']} seed {c['seed']}: {c['verdict']} "
+                f"{c['failed']} {c['dir']}"
+            )
+    return "\n".join(lines)
+
+
+def exit_code(rows: list[dict[str, Any]], controls: list[dict[str, Any]]) -> int:
+    ok = all(r["pass"] for r in rows) and all(c["verdict"] == "valid" for c in controls)
+    return 0 if ok else 1
+
+
+def suite(
+    base: dict[str, Any],
+    seeds: int = 5,
+    only: list[str] | None = None,
+    controls: int = 20,
+    runner: Callable[[RunConfig], tuple[int, dict[str, Any]]] | None = None,
+) -> int:
+    if runner is None:
+        from jepsen.runner import run as runner
+    unknown = [m for m in only or [] if m not in BY_NAME]
+    if unknown:
+        raise ValueError(f"unknown mutations {unknown}; known: {sorted(BY_NAME)}")
+    plan = [BY_NAME[m] for m in only] if only else list(TABLE)
+    out = Path(base.get("store", "store")) / f"mutation-suite-{time.strftime('%Y%m%dT%H%M%S')}"
+    out.mkdir(parents=True, exist_ok=True)
+    base = {**base, "store": out / "runs"}
+    mutant: dict[str, list[dict[str, Any]]] = {}
+    for s in plan:
+        for seed in range(seeds):
+            cfg = RunConfig(
+                workload=s.workload,
+                nemesis=s.nemesis,
+                mutations=s.mutation,
+                **{**base, "seed": seed},
+            )
+            mutant.setdefault(s.mutation, []).append(outcome(*runner(cfg)))
+    ctl: list[dict[str, Any]] = []
+    for w, n, seed in control_plan(plan, controls):
+        cfg = RunConfig(workload=w, nemesis=n, **{**base, "seed": seed})
+        ctl.append({**outcome(*runner(cfg)), "scenario": f"{w} x {n}", "seed": seed})
+    rows = aggregate(plan, mutant, seeds)
+    table = render(rows, ctl)
+    code = exit_code(rows, ctl)
+    (out / "table.md").write_text(table + "\n")
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "seeds": seeds,
+                "needed": needed(seeds),
+                "rows": rows,
+                "controls": ctl,
+                "runs": mutant,
+                "exit": code,
+            },
+            indent=1,
+            default=str,
+        )
+    )
+    print("\n" + table)
+    print(f"\nmutation-suite: {'PASS' if code == 0 else 'FAIL'}  exit={code}  {out}/")
+    return code
