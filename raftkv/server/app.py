@@ -24,7 +24,13 @@ from raftkv.node.node import Node, UnavailableError
 from raftkv.node.watch import group_by_revision
 from raftkv.raft import Role
 from raftkv.server import debug, encode, members_api, openapi
-from raftkv.server.errors import ApiError, bad_request, error_response, from_mvcc
+from raftkv.server.errors import (
+    ApiError,
+    bad_request,
+    error_response,
+    from_mvcc,
+    non_negative_int,
+)
 from raftkv.server.etcd import mount as mount_etcd
 from raftkv.server.txn import parse_txn
 from raftkv.storage import commands as cmds
@@ -57,9 +63,7 @@ def _qint(req: web.Request, name: str, default: int = 0) -> int:
         v = int(raw)
     except ValueError:
         raise bad_request(f"{name} must be an integer") from None
-    if v < 0:
-        raise bad_request(f"{name} must not be negative")
-    return v
+    return non_negative_int(v, name)
 
 
 def _key(req: web.Request) -> bytes:
@@ -268,19 +272,14 @@ class Api:
             lid = int(req.match_info["id"], 0)
         except ValueError:
             raise bad_request("lease id must be an integer") from None
-        if lid <= 0:
-            raise bad_request("lease id must be positive")
-        return lid
+        return non_negative_int(lid, "lease id", positive=True)
 
     async def lease_grant(self, req: web.Request) -> web.StreamResponse:
         body = await self._body_json(req)
         if not isinstance(body, dict):
             raise bad_request("body must be a JSON object")
-        ttl, lid = body.get("ttl"), body.get("id", 0)
-        for name, v in (("ttl", ttl), ("id", lid)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise bad_request(f"{name} must be a non-negative integer")
-        assert isinstance(ttl, int) and isinstance(lid, int)
+        ttl = non_negative_int(body.get("ttl"), "ttl")
+        lid = non_negative_int(body.get("id", 0), "id")
         ttl = self.node.lessor.effective_ttl(ttl)
         res = _checked(await self.node.propose(cmds.LeaseGrant(ttl, lid)))
         r = res.response

@@ -54,3 +54,19 @@ def from_mvcc(e: MvccError) -> ApiError:
     code = type(e).__name__.removesuffix("Error")
     code = "".join("_" + c.lower() if c.isupper() else c for c in code).lstrip("_")
     return ApiError(status, code, e.message)
+
+
+INT64_MAX = (1 << 63) - 1
+
+
+def non_negative_int(v: object, name: str, *, positive: bool = False) -> int:
+    """A JSON or query integer within etcd's int64 range, or a 400.
+
+    Anything larger would overflow the 8-byte encodings below (an OverflowError
+    that surfaced as a 500 before this check existed)."""
+    if isinstance(v, bool) or not isinstance(v, int) or v < (1 if positive else 0):
+        kind = "a positive" if positive else "a non-negative"
+        raise bad_request(f"{name} must be {kind} integer")
+    if v > INT64_MAX:
+        raise bad_request(f"{name} must be at most {INT64_MAX}")
+    return v

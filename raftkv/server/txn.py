@@ -15,7 +15,7 @@ import base64
 import binascii
 from typing import Any
 
-from raftkv.server.errors import bad_request
+from raftkv.server.errors import bad_request, non_negative_int
 from raftkv.storage.commands import (
     Compare,
     CompareResult,
@@ -67,10 +67,7 @@ def get_bytes(d: dict[str, Any], name: str, required: bool = False) -> bytes | N
 
 
 def _int(d: dict[str, Any], name: str, default: int = 0) -> int:
-    v = d.get(name, default)
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise bad_request(f"{name} must be a non-negative integer")
-    return v
+    return non_negative_int(d.get(name, default), name)
 
 
 def _bool(d: dict[str, Any], name: str) -> bool:
