@@ -59,24 +59,16 @@ class Http:
         self, method: str, base: str, key: str, query: str = "", body: bytes | None = None
     ) -> Reply:
         url = f"{base}/v1/kv/{quote(key, safe='/')}{query}"
-        try:
-            async with self.session.request(method, url, data=body) as r:
-                raw = await r.read()
-                try:
-                    parsed = json.loads(raw) if raw else None
-                except ValueError:
-                    parsed = raw.decode(errors="replace")
-                return Reply("http", r.status, parsed)
-        except aiohttp.ClientConnectorError as e:
-            return Reply("refused", error=f"{type(e).__name__}: {e}")
-        except TimeoutError:
-            return Reply("timeout", error="timeout")
-        except (aiohttp.ClientError, OSError) as e:
-            return Reply("reset", error=f"{type(e).__name__}: {e}")
+        return await self._send(method, url, body)
 
     async def call(self, method: str, url: str, body: Any = None) -> Reply:
         """Any other API call (txn, leases): ``body`` is sent as JSON when not None."""
         data = None if body is None else json.dumps(body).encode()
+        return await self._send(method, url, data)
+
+    async def _send(self, method: str, url: str, data: bytes | None) -> Reply:
+        """One attempt, classified: refused before sending (definitely not applied),
+        timeout or reset (unknown outcome), or an HTTP answer with its parsed body."""
         try:
             async with self.session.request(method, url, data=data) as r:
                 raw = await r.read()

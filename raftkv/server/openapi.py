@@ -9,7 +9,7 @@ route is registered without a description, so the document cannot silently rot.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
@@ -45,6 +45,19 @@ class Op:
     errors: dict[int, str] = field(default_factory=dict)
 
 
+# PUT and POST on a key are the same operation (POST for clients that cannot PUT).
+PUT_KEY = Op(
+    "Write a key (body = value bytes), optionally guarded by a condition",
+    response=M.PutResponse,
+    request="application/octet-stream",
+    query={
+        "lease": (Q_INT, "attach the key to this lease"),
+        "prev_kv": (Q_BOOL, "return the previous key-value"),
+        **CAS_Q,
+    },
+    errors={400: "bad query", 404: "lease not found", 412: "condition failed", **LEADER_ONLY},
+)
+
 ROUTES: dict[tuple[str, str], Op] = {
     ("GET", "/v1/kv/{key}"): Op(
         "Read a key, a prefix or a range (linearizable unless ?serializable)",
@@ -64,27 +77,9 @@ ROUTES: dict[tuple[str, str], Op] = {
             **LEADER_ONLY,
         },
     ),
-    ("PUT", "/v1/kv/{key}"): Op(
-        "Write a key (body = value bytes), optionally guarded by a condition",
-        response=M.PutResponse,
-        request="application/octet-stream",
-        query={
-            "lease": (Q_INT, "attach the key to this lease"),
-            "prev_kv": (Q_BOOL, "return the previous key-value"),
-            **CAS_Q,
-        },
-        errors={400: "bad query", 404: "lease not found", 412: "condition failed", **LEADER_ONLY},
-    ),
-    ("POST", "/v1/kv/{key}"): Op(
-        "Same as PUT (for clients that cannot send PUT)",
-        response=M.PutResponse,
-        request="application/octet-stream",
-        query={
-            "lease": (Q_INT, "attach the key to this lease"),
-            "prev_kv": (Q_BOOL, "return the previous key-value"),
-            **CAS_Q,
-        },
-        errors={400: "bad query", 404: "lease not found", 412: "condition failed", **LEADER_ONLY},
+    ("PUT", "/v1/kv/{key}"): PUT_KEY,
+    ("POST", "/v1/kv/{key}"): replace(
+        PUT_KEY, summary="Same as PUT (for clients that cannot send PUT)"
     ),
     ("DELETE", "/v1/kv/{key}"): Op(
         "Delete a key, a prefix or a range",
