@@ -1,5 +1,6 @@
-"""``python -m jepsen run|suite|mutation-suite``: one run, the short standard suite with a
-table, or the mutation suite (jepsen/mutations.py)."""
+"""``python -m jepsen run|suite|matrix|mutation-suite``: one run, the short standard suite
+with a table, the long matrix (jepsen/matrix.py), or the mutation suite
+(jepsen/mutations.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from jepsen import mutations
+from jepsen import matrix, mutations
 from jepsen.nemesis import KINDS, SHAPES, valid_kind
 from jepsen.runner import RunConfig, run
 from jepsen.workloads import WORKLOADS
@@ -67,7 +68,21 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--seeds", type=int, default=5, help="runs per mutation")
     m.add_argument("--only", default="", help="comma list of mutations (default: all)")
     m.add_argument("--controls", type=int, default=20, help="unmutated runs in total")
+    x = sub.add_parser("matrix", help="every workload x nemesis x 3/5 nodes x seeds")
+    x.add_argument("--db", choices=["raftkv", "etcd", "both"], default="raftkv")
+    x.add_argument("--nodes", default="3,5", help="comma list of cluster sizes")
+    x.add_argument("--seeds", type=int, default=2, help="seeds per cell (1..N)")
+    x.add_argument("--workloads", default=",".join(matrix.WORKLOADS))
+    x.add_argument("--nemeses", default=",".join(matrix.NEMESES))
+    x.add_argument("--time", type=float, default=20.0, help="seconds of workload per cell")
+    x.add_argument("--rate", type=float, default=250.0, help="target ops/s per cell")
+    x.add_argument("--concurrency", type=int, default=12)
+    x.add_argument("--jobs", type=int, default=1, help="cells run at once")
+    x.add_argument("--out", type=Path, default=Path("store/matrix"))
+    x.add_argument("--fresh", action="store_true", help="forget stored cells, run all")
     a = ap.parse_args(argv)
+    if a.cmd == "matrix":
+        return _matrix(ap, a)
     base = dict(
         nodes=a.nodes,
         time=a.time,
@@ -90,6 +105,23 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"unknown mutations {unknown}; choose from {sorted(mutations.BY_NAME)}")
         return mutations.suite(base, a.seeds, only or None, a.controls)
     return suite(base)
+
+
+def _matrix(ap: argparse.ArgumentParser, a: argparse.Namespace) -> int:
+    workloads = [w for w in a.workloads.split(",") if w]
+    nemeses = [n for n in a.nemeses.split(",") if n]
+    bad = [w for w in workloads if w not in WORKLOADS] + [
+        n for n in nemeses if n not in matrix.NEMESES
+    ]
+    if bad:
+        ap.error(f"unknown workloads/nemeses {bad}")
+    nodes = [int(n) for n in a.nodes.split(",")]
+    if any(n not in (3, 5) for n in nodes):
+        ap.error("--nodes takes 3 and/or 5")
+    dbs = ["raftkv", "etcd"] if a.db == "both" else [a.db]
+    base = dict(time=a.time, rate=a.rate, concurrency=a.concurrency)
+    seeds = list(range(1, a.seeds + 1))
+    return matrix.main(base, dbs, nodes, workloads, nemeses, seeds, a.out, a.jobs, a.fresh)
 
 
 def suite(base: dict[str, object]) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jepsen import report
+from jepsen import report, stats
 from jepsen.checkers.result import INVALID, UNKNOWN, VALID, CheckResult, combine
 from jepsen.client import Http
 from jepsen.cluster import Cluster
@@ -150,6 +150,8 @@ async def _run(cfg: RunConfig, out: Path) -> tuple[int, dict[str, Any]]:
         f"history: {len(ops)} ops  ok {counts['ok']} | fail {counts['fail']} | "
         f"info {counts['info']}  keys {len(ctx.keys)}"
     )
+    run_stats = stats.summarize(ops, nem.windows)
+    print(stats.line(run_stats))
     print("checkers:")
     for r in results:
         print(r.line())
@@ -167,6 +169,7 @@ async def _run(cfg: RunConfig, out: Path) -> tuple[int, dict[str, Any]]:
         "windows": nem.windows,
         "ops": len(ops),
         "counts": counts,
+        "stats": run_stats,
         "checkers": [r.__dict__ for r in results],
         "verdict": verdict,
         "witness": witness,
