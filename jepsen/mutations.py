@@ -80,6 +80,13 @@ TABLE: list[Scenario] = [
     Scenario("watch-resume-skip", "watch", "none", "watch (resumable)"),
     Scenario("watch-split-revision", "watch", "none", "watch (atomic revisions)"),
     Scenario("lease-no-ttl-refresh", "lease", "pause:leader", "lease"),
+    Scenario(
+        "revision-from-unsynced-meta",
+        "register",
+        "kill",
+        "convergence, recovery",
+        note="the append-only history refuses the reused revision: the replica stops",
+    ),
 ]
 BY_NAME = {s.mutation: s for s in TABLE}
 

@@ -46,6 +46,7 @@ NODE_MUTATIONS = frozenset(
         "watch-resume-skip",  # a watch from start_revision=r starts at r+1
         "watch-split-revision",  # one message per event instead of one per revision
         "lease-no-ttl-refresh",  # a new leader keeps stale deadlines instead of full TTLs
+        "revision-from-unsynced-meta",  # restart takes the revision from a lagging side-car
     }
 )
 MUTATIONS = frozenset(CORE_BUG_MUTATIONS) | NODE_MUTATIONS

@@ -112,6 +112,11 @@ class Node:
             self.env,
             quota_bytes=cfg.quota_bytes,
             **({"dedup_capacity": 0} if tm.mutation("no-dedup") else {}),
+            **(
+                {"revision_meta": cfg.data_dir / "revision.meta"}
+                if tm.mutation("revision-from-unsynced-meta")
+                else {}
+            ),
         )
         if tm.mutation("non-atomic-apply"):
             self.mvcc.split_applied = lambda: tm.hit("between_state_and_applied")

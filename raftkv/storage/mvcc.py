@@ -22,6 +22,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import lmdb
 import structlog
@@ -50,6 +51,9 @@ log = structlog.get_logger(__name__)
 DEFAULT_QUOTA = 2 * GiB  # etcd's default backend quota
 DEFAULT_DEDUP_CAPACITY = 100_000
 DEFAULT_SNAPSHOT_CHUNK = 1 * MiB
+# Test mode's revision-from-unsynced-meta mutation only: how many revisions the
+# side-car revision record may lag behind the data (a lazily flushed metadata file).
+REVISION_META_EVERY = 32
 
 
 class MvccStore:
@@ -68,6 +72,7 @@ class MvccStore:
         quota_bytes: int = DEFAULT_QUOTA,
         dedup_capacity: int = DEFAULT_DEDUP_CAPACITY,
         reserve_bytes: int | None = None,
+        revision_meta: Path | None = None,
     ) -> None:
         map_size = env.info()["map_size"]
         reserve = max(16 * MiB, map_size // 16) if reserve_bytes is None else reserve_bytes
@@ -94,6 +99,11 @@ class MvccStore:
         # applied index is committed in its own transaction before the state change,
         # and this hook (a failpoint) runs between the two.
         self.split_applied: Callable[[], None] | None = None
+        # Test mode's revision-from-unsynced-meta mutation only (None in production): a
+        # side-car file holding the revision counter, flushed lazily and never fsynced,
+        # that a restart trusts over the revision committed with the data.
+        self._revision_meta = revision_meta
+        self._revision_meta_at = 0
         with env.begin(write=True) as txn:
             schema = txn.get(K_SCHEMA, db=self._dbs.meta)
             if schema is None:
@@ -101,6 +111,8 @@ class MvccStore:
             elif int(schema) != SCHEMA_VERSION:
                 raise RuntimeError(f"state machine schema {int(schema)} is not {SCHEMA_VERSION}")
         self._load()
+        if revision_meta is not None:
+            self._restore_revision_from_meta(revision_meta)
 
     def _load(self) -> None:
         with self._env.begin() as txn:
@@ -110,6 +122,37 @@ class MvccStore:
             self._dedup_index = {
                 v[1 : 1 + v[0]]: U64.unpack(k)[0] for k, v in txn.cursor(self._dbs.dedup)
             }
+
+    # --- test mode: revision-from-unsynced-meta -------------------------------------------
+    def _restore_revision_from_meta(self, path: Path) -> None:
+        """MUTATION: take the revision counter from the side-car record, not from the
+        State committed with the data. The record lags (it is flushed every
+        REVISION_META_EVERY revisions), so after a crash the counter regresses and
+        the next writes reuse revisions this replica already assigned; the applied
+        index is right, so the replica silently diverges from the others."""
+        try:
+            meta = int(path.read_text().strip() or 0)
+        except (FileNotFoundError, ValueError):
+            meta = 0
+        if meta:
+            if meta != self._state.revision:
+                log.warning(
+                    "revision restored from side-car metadata",
+                    meta=meta,
+                    committed=self._state.revision,
+                )
+            self._state = self._state._replace(revision=meta)
+        self._revision_meta_at = self._state.revision
+
+    def _flush_revision_meta(self) -> None:
+        """MUTATION: rewrite the side-car record only every REVISION_META_EVERY
+        revisions, like a metadata checkpoint that is not part of the data's
+        transaction (and is not fsynced either)."""
+        assert self._revision_meta is not None
+        rev = self._state.revision
+        if rev - self._revision_meta_at >= REVISION_META_EVERY:
+            self._revision_meta.write_text(f"{rev}\n")
+            self._revision_meta_at = rev
 
     # --- apply ----------------------------------------------------------------------------
     def apply(
@@ -202,6 +245,8 @@ class MvccStore:
             txn.abort()
             raise
         self._state = new_state
+        if self._revision_meta is not None:
+            self._flush_revision_meta()
         if conf_state is not None:
             self._conf_state = conf_state
         for rid in w.dedup_evicted:
@@ -385,6 +430,10 @@ class MvccStore:
                 txn.abort()
                 raise
             self._load()
+            if self._revision_meta is not None:
+                # A snapshot replaces the whole state: the side-car follows it.
+                self._revision_meta.write_text(f"{self._state.revision}\n")
+                self._revision_meta_at = self._state.revision
 
 
 def _old_readers(env: lmdb.Environment) -> bool:

@@ -28,6 +28,7 @@ PLANTED = {
     "watch-resume-skip",
     "watch-split-revision",
     "lease-no-ttl-refresh",
+    "revision-from-unsynced-meta",
 }
 
 

@@ -14,7 +14,7 @@ from raftkv.node.lessor import Lessor
 from raftkv.raft import Role
 from raftkv.storage import commands as cmds
 from raftkv.storage.env import GiB, open_env
-from raftkv.storage.mvcc import MvccStore
+from raftkv.storage.mvcc import REVISION_META_EVERY, MvccStore
 from raftkv.storage.results import LeaseInfo
 from tests.raft.harness import Net
 
@@ -174,3 +174,34 @@ def test_no_noop_read_wait_serves_reads_at_a_stale_commit_index(bug: bool) -> No
     net.tick_all(2)
     [(index, ctx)] = net.reads[1]
     assert ctx == b"r" and (index < noop) is bug
+
+
+def test_revision_from_unsynced_meta_rewinds_the_revision_after_a_restart(tmp_path: Path) -> None:
+    """The side-car lags the data, so a restart rewinds the revision counter and the
+    next write is given a revision an earlier write already has. raftkv's history is
+    append-only (LMDB append=True), so that write is refused instead of overwriting
+    the older one: the replica stops applying and falls behind its peers with a lower
+    revision, which the harness's convergence and recovery checkers see. Without the
+    side-car nothing rewinds."""
+    meta = tmp_path / "revision.meta"
+    env = open_env(tmp_path / "db", 1 * GiB)
+    store = MvccStore(env, quota_bytes=64 << 20, revision_meta=meta)
+    n = REVISION_META_EVERY + 5
+    store.apply([(i, cmds.Put(f"k{i}".encode(), b"v").encode()) for i in range(1, n + 1)])
+    assert store.current_revision() == n + 1
+    assert int(meta.read_text()) == n + 1  # flushed once the batch crossed the threshold
+    store.apply([(i, cmds.Put(f"k{i}".encode(), b"v").encode()) for i in range(n + 1, n + 4)])
+    assert store.current_revision() == n + 4 and int(meta.read_text()) == n + 1
+    env.close()
+    env = open_env(tmp_path / "db", 1 * GiB)  # "kill -9 and restart"
+    again = MvccStore(env, quota_bytes=64 << 20, revision_meta=meta)
+    assert again.applied_index() == n + 3  # the applied index is right...
+    assert again.current_revision() == n + 1  # ...the revision counter is not
+    with pytest.raises(RuntimeError, match="is not the newest"):
+        again.apply([(n + 4, cmds.Put(b"new", b"v").encode())])  # revision n + 2 is taken
+    env.close()
+    env = open_env(tmp_path / "db", 1 * GiB)
+    plain = MvccStore(env, quota_bytes=64 << 20)  # the unmutated store ignores the side-car
+    assert plain.current_revision() == n + 4
+    assert plain.apply([(n + 4, cmds.Put(b"new", b"v").encode())])[0].revision == n + 5
+    env.close()
