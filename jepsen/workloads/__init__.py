@@ -2,6 +2,7 @@
 
 from jepsen.workloads.base import Context, Workload
 from jepsen.workloads.lease import LeaseWorkload
+from jepsen.workloads.listappend import ListAppendWorkload
 from jepsen.workloads.lock import FencedLockWorkload, UnfencedLockWorkload
 from jepsen.workloads.register import RegisterWorkload, StaleRegisterWorkload
 from jepsen.workloads.setw import SetWorkload
@@ -15,6 +16,7 @@ WORKLOADS: dict[str, type[Workload]] = {
     "fenced-lock": FencedLockWorkload,
     "watch": WatchWorkload,
     "lease": LeaseWorkload,
+    "list-append": ListAppendWorkload,
 }
 
 __all__ = ["WORKLOADS", "Context", "Workload"]
