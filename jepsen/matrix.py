@@ -151,7 +151,7 @@ def render(results: list[dict[str, Any]]) -> str:
         c = r["cell"]
         groups[(c["db"], c["nodes"], c["workload"], c["nemesis"])].append(r)
     lines = [
-        "| db | nodes | workload | nemesis | verdicts (per seed) | ops/run | ops/s | ok % |"
+        "| db | nodes | workload | nemesis | verdicts (per seed) | ops/run | ops/s | answered % |"
         " faults | fault shapes seen |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -185,7 +185,7 @@ def render(results: list[dict[str, Any]]) -> str:
 def side_by_side(groups: dict[tuple[str, int, str, str], list[dict[str, Any]]]) -> str:
     """Availability and latency, raftkv vs etcd, per (nodes, workload, nemesis) both ran."""
     lines = [
-        "| nodes | workload | nemesis | raftkv ok % | etcd ok % | raftkv p50/p99 ms |"
+        "| nodes | workload | nemesis | raftkv answered % | etcd answered % | raftkv p50/p99 ms |"
         " etcd p50/p99 ms | raftkv longest gap s | etcd longest gap s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]

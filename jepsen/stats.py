@@ -6,6 +6,11 @@ was unavailable, and how fast it came back after each fault. They are reported
 next to the verdict and compared between raftkv and etcd under the same faults
 (``python -m jepsen matrix --db both``).
 
+Availability counts the ops the store *answered*: every ``ok``, and a ``fail`` that
+is the store's definite answer to the question asked (a compare that failed, 412, or a
+fence that no longer holds) — a CAS losing a race is the store working, not the store
+being down. Refusals, timeouts and 503s are unavailability.
+
 Only workload ops count: the final reads after the heal (processes numbered from
 ``FINAL_PROCESS``) would inflate availability with reads of a healed cluster.
 """
@@ -17,6 +22,12 @@ from typing import Any
 
 from jepsen.history import INF, Op
 from jepsen.workloads.base import FINAL_PROCESS
+
+ANSWERED_FAIL = ("412", "fence")  # error prefixes of a store's definite "no"
+
+
+def answered(o: Op) -> bool:
+    return o.type == "ok" or (o.type == "fail" and (o.error or "").startswith(ANSWERED_FAIL))
 
 
 def _pct(sorted_ms: list[float], q: float) -> float | None:
@@ -44,7 +55,7 @@ def recovery_times(ok_times: list[float], windows: list[dict[str, Any]]) -> list
 
 
 def summarize(ops: list[Op], windows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Throughput, availability (ok / all), latency percentiles of ok ops in ms,
+    """Throughput, availability (answered / all), latency percentiles of ok ops in ms,
     the longest window without an ok op, and the worst recovery after a fault."""
     work = [o for o in ops if o.process < FINAL_PROCESS]
     if not work:
@@ -60,7 +71,7 @@ def summarize(ops: list[Op], windows: list[dict[str, Any]]) -> dict[str, Any]:
         "ops": len(work),
         "ops_per_s": round(len(work) / span, 1),
         "ok_per_s": round(len(ok) / span, 1),
-        "availability": round(len(ok) / len(work), 4),
+        "availability": round(sum(1 for o in work if answered(o)) / len(work), 4),
         "p50_ms": _pct(lat, 0.50),
         "p99_ms": _pct(lat, 0.99),
         "mean_ms": round(statistics.fmean(lat), 2) if lat else None,
@@ -79,7 +90,7 @@ def line(s: dict[str, Any]) -> str:
 
     rec = s.get("max_recovery_s")
     return (
-        f"availability: {100 * s['availability']:.1f}% ok of {s['ops']} ops "
+        f"availability: {100 * s['availability']:.1f}% answered of {s['ops']} ops "
         f"({s['ops_per_s']:.0f} ops/s); latency p50 {ms(s['p50_ms'])} ms "
         f"p99 {ms(s['p99_ms'])} ms; longest gap {s['longest_gap_s']:.2f} s; "
         f"worst recovery {'-' if rec is None else f'{rec:.2f} s'}"

@@ -17,17 +17,20 @@ def test_stats_count_workload_ops_only_and_measure_gaps_and_recovery() -> None:
         make_op("read", None, 0.0, 0.010),
         make_op("write", 1, 1.0, 1.020),
         make_op("write", 2, 2.0, None, "info"),  # never returned
-        make_op("write", 3, 2.5, 2.6, "fail"),
+        make_op("write", 3, 2.5, 2.6, "fail"),  # refused: unavailable
+        make_op("cas", 4, 2.7, 2.8, "fail"),  # compare failed: answered
         make_op("read", None, 6.0, 6.004),  # first ok after the fault ended at 5.5
         make_op("read", None, 7.0, 7.1, process=FINAL_PROCESS),  # final read: ignored
     ]
+    ops[4].error = "412"
+    ops[3].error = "ClientConnectorError: refused"
     s = stats.summarize(ops, [{"kind": "partition", "start": 2.0, "stop": 5.5}])
-    assert s["ops"] == 5
-    assert s["availability"] == 0.6
+    assert s["ops"] == 6
+    assert s["availability"] == round(4 / 6, 4)
     assert s["longest_gap_s"] == 4.984  # from 1.020 to 6.004
     assert s["max_recovery_s"] == 0.504
     assert s["p50_ms"] == 10.0 and s["p99_ms"] == 20.0
-    assert "60.0% ok of 5 ops" in stats.line(s)
+    assert "66.7% answered of 6 ops" in stats.line(s)
     assert stats.summarize([], []) == {"ops": 0}
     assert stats.recovery_times([1.0], [{"start": 2.0, "stop": 3.0}]) == []
     assert INF not in [o.ret for o in ops if o.type == "ok"]
