@@ -26,6 +26,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from jepsen import stats
+from jepsen.history import load_events, pair
 from jepsen.runner import RunConfig
 
 WORKLOADS = ["register", "set", "list-append", "watch", "lease", "fenced-lock"]
@@ -139,6 +141,16 @@ def execute(cells: list[Cell], base: dict[str, Any], out: Path, jobs: int) -> li
     return [json.loads((out / "cells" / f"{c.name}.json").read_text()) for c in cells]
 
 
+def restat(result: dict[str, Any]) -> None:
+    """Recompute a stored cell's availability/latency from its history, so cells run
+    by an older harness are measured the same way as new ones."""
+    d = Path(str(result.get("dir")))
+    if not (d / "history.jsonl").exists() or not (d / "results.json").exists():
+        return
+    windows = json.loads((d / "results.json").read_text()).get("windows", [])
+    result["stats"] = stats.summarize(pair(load_events(d / "history.jsonl")), windows)
+
+
 def _fmt(v: float | None, spec: str = ".1f") -> str:
     return "-" if v is None else format(v, spec)
 
@@ -236,6 +248,8 @@ def main(
     # The table covers every stored cell, so a raftkv matrix and an etcd one run into
     # the same --out directory end up side by side.
     results = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
+    for r in results:
+        restat(r)
     table = render(results)
     (out / "matrix.md").write_text(table + "\n")
     (out / "matrix.json").write_text(json.dumps(results, indent=1))
