@@ -4,13 +4,26 @@ Each node's ``--initial-cluster`` lists the same names in the same order (member
 are positions), but the *other* members' peer URLs point at the proxy for link
 self→other; only its own entry is its real peer URL. Only processes started here are
 ever signalled, always by pid.
+
+Membership changes (the membership nemesis) keep ``names`` equal to the current
+members, so workers picking a node, final reads and ``wait_healthy`` look at the
+members there are; ``nodes`` keeps every node ever started (a worker bound to a
+removed node still resolves its URL and sees refusals, and ``close`` stops it). A
+member added at runtime joins with ``--initial-cluster-state existing``: raftkv
+advertises the peer URL a node listens on and every member dials that one URL, so
+its inbound peer traffic cannot go through per-link proxies, and it dials the others
+at the URLs of the member that let it in (that member's proxies, or that member
+directly). Network faults therefore only partly reach a joined node (links the
+proxies do not carry are never cut); kill, pause, clock and failpoints reach it fully.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -47,10 +60,15 @@ class Node:
     log: Path
     proc: subprocess.Popen[bytes] | None = None
     paused: bool = False
+    joined: bool = False  # added at runtime: starts with --initial-cluster-state existing
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
 
 
 class Cluster:
@@ -66,6 +84,7 @@ class Cluster:
         # Extra environment for every node, e.g. raftkv's test mode with planted bugs
         # (RAFTKV_MUTATIONS) to show a checker can catch them.
         self.extra_env: dict[str, str] = {}
+        self._taken: set[int] = set()
 
     async def setup(self) -> None:
         (self.root / "nodes").mkdir(parents=True, exist_ok=True)
@@ -75,7 +94,8 @@ class Cluster:
             for dst in self.names:
                 if dst != src:
                     await self.net.add(src, dst, 0)
-        taken = {link.port for link in self.net.links.values()}
+        taken = self._taken
+        taken |= {link.port for link in self.net.links.values()}
         for node in self.nodes.values():
             node.client_port, node.peer_port = _fresh(taken), _fresh(taken)
         for (_src, dst), link in self.net.links.items():
@@ -107,10 +127,13 @@ class Cluster:
             "--client-url",
             node.url,
             "--peer-url",
-            f"http://127.0.0.1:{node.peer_port}",
-            "--initial-cluster",
-            self.initial[name],
+            node.peer_url,
         ]
+        if node.joined:
+            # Its membership (with its id) comes from the cluster, then from members.json.
+            cmd += ["--initial-cluster-state", "existing"]
+        else:
+            cmd += ["--initial-cluster", self.initial[name]]
         with open(node.log, "ab") as out:
             out.write(f"=== jepsen: start {time.strftime('%H:%M:%S')}\n".encode())
             out.flush()
@@ -181,9 +204,92 @@ class Cluster:
             await asyncio.sleep(0.2)
         return None
 
+    # --- white-box and membership helpers (raftkv only; /debug needs test mode) ---
+
+    async def call(
+        self, name: str, method: str, path: str, body: Any = None, timeout: float = 10.0
+    ) -> tuple[int, Any]:
+        """One JSON request to a node; (0, error text) when it never answered."""
+        assert self._http is not None
+        try:
+            async with self._http.request(
+                method,
+                self.nodes[name].url + path,
+                json=body,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as r:
+                text = await r.text()
+                try:
+                    data: Any = json.loads(text) if text else None
+                except ValueError:
+                    data = text
+                return r.status, data
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
+            return 0, repr(e)
+
+    async def members(self, via: str) -> dict[str, dict[str, Any]] | None:
+        """The membership as ``via`` sees it, by member name."""
+        code, data = await self.call(via, "GET", "/v1/members")
+        if code != 200 or not isinstance(data, dict):
+            return None
+        return {m["name"]: m for m in data.get("members", [])}
+
+    async def remove_member(self, name: str, leader: str) -> dict[str, Any]:
+        """Remove ``name`` through the leader, then stop it (a removed member stops
+        serving by itself; the kill makes sure) and take it out of ``names``."""
+        mem = await self.members(leader)
+        if not mem or name not in mem:
+            raise RuntimeError(f"{name} is not a member as {leader} sees it: {mem}")
+        mid = mem[name]["id"]
+        code, data = await self.call(leader, "DELETE", f"/v1/members/{mid}")
+        if code != 200:
+            raise RuntimeError(f"remove {name} (id {mid}) via {leader}: {code} {data}")
+        self.kill(name)
+        self.names.remove(name)
+        return {"removed": name, "removed_id": mid}
+
+    def new_node(self, name: str) -> Node:
+        """A node that is not yet a member, on fresh ports (the replace shape)."""
+        node = Node(
+            name,
+            _fresh(self._taken),
+            _fresh(self._taken),
+            self.root / "data" / name,
+            self.root / "nodes" / f"{name}.log",
+        )
+        self.nodes[name] = node
+        return node
+
+    async def join_member(self, name: str, leader: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Add ``name`` (empty data dir) as a learner through the leader, start it with
+        ``--initial-cluster-state existing`` and promote it once it has caught up."""
+        node = self.nodes[name]
+        body = {"name": name, "peer_url": node.peer_url, "client_url": node.url}
+        code, data = await self.call(leader, "POST", "/v1/members", body)
+        if code != 201:
+            raise RuntimeError(f"add {name} via {leader}: {code} {data}")
+        mid = data["member"]["id"]
+        node.joined = True
+        self.start(name)
+        self.names.append(name)
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            # The leader may have changed meanwhile; any member proxies to the leader.
+            via = await self.leader() or leader
+            code, last = await self.call(via, "POST", f"/v1/members/{mid}/promote")
+            if code == 200:
+                return {"added": name, "id": mid, "promoted": True}
+            if code == 412 and isinstance(last, dict) and last.get("code") == "not_learner":
+                return {"added": name, "id": mid, "promoted": True}
+            await asyncio.sleep(0.3)
+        return {"added": name, "id": mid, "promoted": False, "last": last}
+
+    def wipe(self, name: str) -> None:
+        shutil.rmtree(self.nodes[name].data_dir, ignore_errors=True)
+
     async def close(self) -> None:
-        for n in self.names:
-            node = self.nodes[n]
+        for node in self.nodes.values():
             if node.proc is not None and node.proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(node.proc.pid, signal.SIGCONT)

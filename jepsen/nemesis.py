@@ -3,21 +3,63 @@
 The schedule (when, which fault, which shape, how long) is drawn from the seed before
 the run, so a seed replays the same plan; targets that depend on the cluster's state
 (the current leader) are resolved when the fault fires and recorded in nemesis.jsonl.
+Faults run one at a time, so at most one membership change is ever in flight.
+
+Kinds beyond kill/pause/partition/link:
+
+* ``kill:majority`` and ``kill:all`` — kill -9 a majority or every node, restart them
+  all at the fault's end. Acknowledged writes must survive (each was fsynced on a
+  majority before its ack). There is no ``power`` shape: with raftkv's normal fsync
+  every acknowledged entry is on disk before the ack, so a kill -9 already loses
+  exactly what a power cut would; under RAFTKV_LAZY_FSYNC raftkv acknowledges without
+  fsync by design, so restoring the last fsync copy would test a configuration that
+  promises no durability (a tool for the ack-before-fsync mutation, not a fault a
+  correct node must survive).
+* ``clock:bump|drift|strobe`` — raftkv's test-mode clock (POST /debug/clock) on one
+  *follower*: step its offset by ±0.5–5 s, run it at rate 0.5–2.0, or flip its offset
+  every few hundred ms; reset to offset 0 / rate 1 at the fault's end and in
+  ``final_heal``. Raft safety never reads a clock, so every KV workload must stay
+  valid. Leases do: only the leader runs lease clocks, and its expiry deadlines assume
+  its monotonic clock advances at the real rate (etcd makes the same assumption; the
+  lease checker allows 0.25 s). A leader running 2x fast expires a 3 s lease after
+  1.5 s, and resetting a skewed offset is itself a step of the leader's clock — both
+  outside the documented assumption, not raftkv bugs. So the nemesis skews followers
+  only: a follower's clock drives its election timeout and nothing else, and a
+  follower that becomes leader gives every lease a fresh full TTL on its own clock.
+  Caveat: a skewed follower that wins an election *during* the window (say in a mix
+  with kill:leader) brings its skew to the leases; lease x (clock + leader faults) may
+  then report a premature expiry that is the assumption, not a bug.
+* ``membership:remove-readd|replace`` — on a follower, with every member healthy:
+  remove it through the leader (DELETE /v1/members/<id>) and stop it; at the fault's
+  end either wipe its data dir and add it back under the same name and ports, or add
+  a brand-new node (next free name, fresh ports); either joins with
+  ``—initial-cluster-state existing`` and is promoted from learner to voter. A member
+  is removed only from a cluster of at least 3 whose members all answer, so the rest
+  stay a healthy majority. See jepsen/cluster.py for how far network faults reach a
+  joined node.
+* ``failpoint:<name>`` (raftkv/testmode.py FAILPOINTS) — arm ``crash`` on one node at
+  the fault's start; at its end disarm it, and restart the node if it crashed.
+
+``clock`` and ``failpoint`` need raftkv's test mode: ``nemesis_env`` gives the
+environment the cluster must start with.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
+import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from jepsen.cluster import Cluster
+from raftkv.testmode import FAILPOINTS
 
 SHAPES: dict[str, list[str]] = {
-    "kill": ["one", "minority", "leader"],
+    "kill": ["one", "minority", "leader", "majority", "all"],
     "pause": ["one", "minority", "leader"],
     "partition": [
         "isolate-one",
@@ -29,7 +71,11 @@ SHAPES: dict[str, list[str]] = {
     ],
     # Degraded links rather than cut ones, on every link to and from one node.
     "link": ["delay", "drop"],
+    "clock": ["bump", "drift", "strobe"],
+    "membership": ["remove-readd", "replace"],
+    "failpoint": sorted(FAILPOINTS),
 }
+TEST_MODE_KINDS = ("clock", "failpoint")
 DELAY = 0.15  # s per chunk: several heartbeats late, below the election timeout
 DROP = 0.05  # per-chunk chance the connection dies (loss forces reconnects)
 KINDS = ("none", *SHAPES)
@@ -39,6 +85,12 @@ def valid_kind(k: str) -> bool:
     """``kind`` or ``kind:shape`` (one shape only, e.g. ``partition:bridge``)."""
     kind, _, shape = k.partition(":")
     return kind in KINDS and (not shape or shape in SHAPES.get(kind, []))
+
+
+def nemesis_env(nemesis: str) -> dict[str, str]:
+    """Node environment a nemesis spec needs (test mode for the /debug knobs)."""
+    kinds = {k.partition(":")[0] for k in nemesis.split(",") if k}
+    return {"RAFTKV_TEST_MODE": "1"} if kinds & set(TEST_MODE_KINDS) else {}
 
 
 @dataclass
@@ -75,23 +127,33 @@ class Nemesis:
         self.clock = clock  # callable giving seconds since run start
         self.fh = open(log_path, "w")  # noqa: SIM115
         self.windows: list[dict[str, Any]] = []
+        self._skewed: set[str] = set()  # nodes whose clock a fault may have left skewed
+        self._armed: dict[str, str] = {}  # node -> failpoint armed and not yet disarmed
+        self._new_names = 0
 
     def log(self, type_: str, fault: str, **detail: Any) -> dict[str, Any]:
         rec = {"time": round(self.clock(), 4), "type": type_, "fault": fault, **detail}
-        self.fh.write(json.dumps(rec) + "\n")
+        self.fh.write(json.dumps(rec, default=str) + "\n")
         self.fh.flush()
         return rec
 
     async def _targets(self, f: Fault) -> list[str]:
-        names = self.cluster.names
+        names = list(self.cluster.names)
         rng = random.Random(f.pick)
+        if f.kind in ("clock", "membership"):
+            # Followers only: see the module docstring (leases; a leader's removal).
+            leader = await self.cluster.leader()
+            followers = [n for n in names if n != leader] or names
+            return [rng.choice(followers)]
         if "leader" in f.shape:
             leader = await self.cluster.leader()
             return [leader] if leader else [rng.choice(names)]
         if f.shape in ("minority", "split"):
             return rng.sample(names, (len(names) - 1) // 2)
-        if f.shape == "bridge":
-            return rng.sample(names, len(names))  # the bridge first, then the two sides
+        if f.shape == "majority":
+            return rng.sample(names, len(names) // 2 + 1)
+        if f.shape in ("all", "bridge"):
+            return rng.sample(names, len(names))  # bridge: the bridge, then the two sides
         if f.shape == "one-way-pair":
             return rng.sample(names, 2)  # the first's messages to the second are lost
         return [rng.choice(names)]
@@ -103,10 +165,29 @@ class Nemesis:
                 await asyncio.sleep(delay)
             targets = await self._targets(f)
             start = self.log("start", f.kind, shape=f.shape, targets=targets)
-            self._apply(f, targets)
+            detail: dict[str, Any] = {}
+            try:
+                detail.update(await self._apply_any(f, targets))
+            except Exception as e:  # noqa: BLE001 - a fault that failed is logged, not fatal
+                detail["error"] = f"apply: {type(e).__name__}: {e}"
+                self.log("error", f.kind, shape=f.shape, targets=targets, error=detail["error"])
+            strobe = (
+                asyncio.ensure_future(self._strobe(targets[0], f.pick))
+                if f.kind == "clock" and f.shape == "strobe" and "error" not in detail
+                else None
+            )
             await asyncio.sleep(f.duration)
-            self._undo(f, targets)
-            stop = self.log("stop", f.kind, shape=f.shape, targets=targets)
+            if strobe is not None:
+                strobe.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    detail["flips"] = await strobe
+            try:
+                detail.update(await self._undo(f, targets, detail))
+            except Exception as e:  # noqa: BLE001
+                err = f"undo: {type(e).__name__}: {e}"
+                detail["undo_error"] = err
+                self.log("error", f.kind, shape=f.shape, targets=targets, error=err)
+            stop = self.log("stop", f.kind, shape=f.shape, targets=targets, **detail)
             self.windows.append(
                 {
                     "kind": f.kind,
@@ -114,16 +195,41 @@ class Nemesis:
                     "targets": targets,
                     "start": start["time"],
                     "stop": stop["time"],
+                    "detail": detail,
                 }
             )
 
-    def _apply(self, f: Fault, targets: list[str]) -> None:
+    def _pids(self, names: list[str]) -> dict[str, int | None]:
+        out: dict[str, int | None] = {}
+        for n in names:
+            p = self.cluster.nodes[n].proc
+            out[n] = p.pid if p is not None and p.poll() is None else None
+        return out
+
+    async def _apply_any(self, f: Fault, targets: list[str]) -> dict[str, Any]:
+        """Kinds that talk to the nodes over HTTP; the rest are local and synchronous."""
+        c = self.cluster
+        if f.kind == "clock":
+            return await self._clock_apply(f, targets[0])
+        if f.kind == "membership":
+            return await self._membership_apply(targets[0])
+        if f.kind == "failpoint":
+            code, data = await c.call(targets[0], "POST", "/debug/failpoints", {f.shape: "crash"})
+            if code != 200:
+                raise RuntimeError(f"arm {f.shape} on {targets[0]}: {code} {data}")
+            self._armed[targets[0]] = f.shape
+            return {"armed": data, "pids_before": self._pids(targets)}
+        return self._apply(f, targets)
+
+    def _apply(self, f: Fault, targets: list[str]) -> dict[str, Any]:
         c = self.cluster
         others = [n for n in c.names if n not in targets]
         if f.kind == "kill":
+            pids = self._pids(targets)
             for n in targets:
                 c.kill(n)
-        elif f.kind == "pause":
+            return {"pids_before": pids}
+        if f.kind == "pause":
             for n in targets:
                 c.pause(n)
         elif f.shape == "bridge":
@@ -141,17 +247,124 @@ class Nemesis:
             for src, dst in list(c.net.links):
                 if targets[0] in (src, dst):
                     c.net.set(src, dst, **kw)
+        return {}
 
-    def _undo(self, f: Fault, targets: list[str]) -> None:
+    async def _undo(self, f: Fault, targets: list[str], detail: dict[str, Any]) -> dict[str, Any]:
         c = self.cluster
         if f.kind == "kill":
             for n in targets:
                 c.start(n)
-        elif f.kind == "pause":
+            return {"pids_after": self._pids(targets)}
+        if f.kind == "pause":
             for n in targets:
                 c.resume(n)
         elif f.kind in ("partition", "link"):
             c.net.heal()
+        elif f.kind == "clock":
+            return {"reset": await self._set_clock(targets[0], 0.0, 1.0)}
+        elif f.kind == "membership":
+            if "error" in detail:
+                return {}
+            return await self._membership_undo(f, targets[0])
+        elif f.kind == "failpoint":
+            n = targets[0]
+            out: dict[str, Any] = {}
+            proc = c.nodes[n].proc
+            if c.alive(n):
+                code, _ = await c.call(n, "POST", "/debug/failpoints", {f.shape: "off"})
+                out["crashed"] = False
+                out["disarmed"] = code == 200
+            else:
+                out["crashed"] = True
+                out["exit_code"] = proc.returncode if proc is not None else None
+                c.start(n)  # a fresh process starts with no failpoint armed
+            self._armed.pop(n, None)
+            out["pids_after"] = self._pids(targets)
+            return out
+        return {}
+
+    # --- clock ---
+
+    async def _set_clock(self, node: str, offset_ms: float, rate: float) -> dict[str, Any]:
+        self._skewed.add(node)
+        body = {"offset_ms": offset_ms, "rate": rate}
+        code, data = await self.cluster.call(node, "POST", "/debug/clock", body)
+        if code != 200:
+            raise RuntimeError(f"clock {body} on {node}: {code} {data}")
+        if offset_ms == 0.0 and rate == 1.0:
+            self._skewed.discard(node)
+        clock: dict[str, Any] = data["clock"]
+        return clock
+
+    async def _clock_apply(self, f: Fault, node: str) -> dict[str, Any]:
+        rng = random.Random(f.pick)
+        if f.shape == "bump":
+            offset = rng.choice((-1, 1)) * rng.uniform(500, 5000)
+            set_to = await self._set_clock(node, offset, 1.0)
+        elif f.shape == "drift":
+            set_to = await self._set_clock(node, 0.0, rng.uniform(0.5, 2.0))
+        else:  # strobe: the flipping happens in _strobe during the window
+            set_to = await self._set_clock(node, 0.0, 1.0)
+        code, st = await self.cluster.call(node, "GET", "/debug/status")
+        seen = st.get("clock") if code == 200 and isinstance(st, dict) else None
+        return {"clock": set_to, "observed": seen}
+
+    async def _strobe(self, node: str, pick: int) -> int:
+        """Flip the node's offset between +d and -d every 0.1-0.4 s (Jepsen's strobe)."""
+        rng = random.Random(pick + 1)
+        d = rng.uniform(200, 2000)
+        flips = 0
+        try:
+            while True:
+                flips += 1
+                await self._set_clock(node, d if flips % 2 else -d, 1.0)
+                await asyncio.sleep(rng.uniform(0.1, 0.4))
+        except asyncio.CancelledError:
+            return flips
+        except Exception:  # noqa: BLE001 - a refused flip ends the strobe; undo resets
+            return flips
+
+    # --- membership ---
+
+    async def _membership_apply(self, node: str) -> dict[str, Any]:
+        c = self.cluster
+        leader = await c.leader()
+        sts = await asyncio.gather(*(c.status(n) for n in c.names))
+        if leader is None or len(c.names) < 3 or not all(sts) or node == leader:
+            # Removing now could leave fewer than a healthy majority: skip honestly.
+            return {"skipped": "cluster not fully healthy", "leader": leader}
+        out = await c.remove_member(node, leader)
+        out["leader"] = leader
+        out["members_after_remove"] = sorted(c.names)
+        return out
+
+    async def _membership_undo(self, f: Fault, node: str) -> dict[str, Any]:
+        c = self.cluster
+        leader = await c.leader()
+        deadline = self.clock() + 20
+        while leader is None and self.clock() < deadline:
+            await asyncio.sleep(0.3)
+            leader = await c.leader()
+        if leader is None:
+            raise RuntimeError("no leader to add a member through")
+        if f.shape == "remove-readd":
+            c.wipe(node)
+            name = node
+        else:
+            name = self._next_name()
+            c.new_node(name)
+        out = await c.join_member(name, leader)
+        members = await c.members(leader)
+        out["members"] = sorted(members or {})
+        return out
+
+    def _next_name(self) -> str:
+        i = len(self.cluster.nodes) + 1
+        while f"n{i}" in self.cluster.nodes:
+            i += 1
+        return f"n{i}"
+
+    # --- the end ---
 
     def final_heal(self) -> None:
         """Heal everything regardless of what the schedule left behind."""
@@ -162,10 +375,24 @@ class Nemesis:
                 c.resume(n)
             if not c.alive(n):
                 c.start(n)
-        self.log("final-heal", "all")
+        # Every fault undoes itself; these catch an undo that failed. Blocking calls
+        # are fine here: the workload has ended.
+        for n in sorted(self._skewed):
+            _post(c.nodes[n].url + "/debug/clock", {"offset_ms": 0, "rate": 1})
+        for n, fp in sorted(self._armed.items()):
+            _post(c.nodes[n].url + "/debug/failpoints", {fp: "off"})
+        self.log("final-heal", "all", clock_reset=sorted(self._skewed), disarmed=self._armed)
 
     def close(self) -> None:
         self.fh.close()
+
+
+def _post(url: str, body: dict[str, Any]) -> None:
+    req = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
+    )
+    with contextlib.suppress(OSError, ValueError):
+        urllib.request.urlopen(req, timeout=2).close()  # noqa: S310 - loopback test node
 
 
 def fault_dicts(faults: list[Fault]) -> list[dict[str, Any]]:

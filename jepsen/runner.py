@@ -22,7 +22,7 @@ from jepsen.client import Http
 from jepsen.cluster import Cluster
 from jepsen.etcd import EtcdCluster, EtcdHttp
 from jepsen.history import Recorder, load_events, pair
-from jepsen.nemesis import Fault, Nemesis, fault_dicts, schedule
+from jepsen.nemesis import Fault, Nemesis, fault_dicts, nemesis_env, schedule
 from jepsen.workloads import WORKLOADS, Context
 
 EXIT = {VALID: 0, INVALID: 1, UNKNOWN: 2}
@@ -76,10 +76,16 @@ async def _boot(
     The first attempt's logs are kept under nodes-boot1/."""
     for attempt in (1, 2):
         cluster = kind(out, cfg.nodes, cfg.seed)
+        if cfg.db == "raftkv":
+            cluster.extra_env = nemesis_env(cfg.nemesis)  # test mode for clock/failpoint
         if cfg.mutations:
             if cfg.db != "raftkv":
                 raise ValueError("--mutations plants raftkv bugs; it has no meaning for etcd")
-            cluster.extra_env = {"RAFTKV_TEST_MODE": "1", "RAFTKV_MUTATIONS": cfg.mutations}
+            cluster.extra_env = {
+                **cluster.extra_env,
+                "RAFTKV_TEST_MODE": "1",
+                "RAFTKV_MUTATIONS": cfg.mutations,
+            }
         try:
             await cluster.setup()
             up = await cluster.wait_healthy(30)
