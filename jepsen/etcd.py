@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -110,6 +112,54 @@ def _unb64(s: str | None) -> str:
     return base64.b64decode(s or "").decode(errors="replace")
 
 
+def prefix_end(prefix: bytes) -> bytes:
+    """etcd's range end for a prefix: the prefix with its last byte below 0xff
+    incremented (what ``clientv3.WithPrefix`` computes); all-0xff means "to the end"."""
+    p = bytearray(prefix)
+    while p and p[-1] == 0xFF:
+        p.pop()
+    if not p:
+        return b"\0"
+    p[-1] += 1
+    return bytes(p)
+
+
+def watch_messages(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One etcd ``/v3/watch`` result as raftkv ``/v1/watch`` NDJSON messages.
+
+    raftkv sends one message per revision; etcd batches a replay of history (several
+    revisions) into one message whose header carries the *current* revision, so events
+    are regrouped by their own ``kv.mod_revision``, keeping their order. A revision
+    that etcd split across two results therefore stays split, and the checker sees it.
+    """
+    if "compact_revision" in result:
+        return [{"compact_revision": int(result["compact_revision"])}]
+    if result.get("canceled"):
+        return [{"canceled": True, "reason": result.get("cancel_reason", "")}]
+    rev = int(result.get("header", {}).get("revision", 0))
+    if result.get("created"):
+        return [{"created": True, "revision": rev}]
+    out: list[dict[str, Any]] = []
+    for e in result.get("events") or []:
+        kv = e.get("kv") or {}
+        mod = int(kv.get("mod_revision", 0))
+        ev = {
+            "type": e.get("type", "PUT"),  # PUT is enum 0, omitted on the wire
+            "kv": {
+                "key": _unb64(kv.get("key")),
+                "value": _unb64(kv["value"]) if "value" in kv else None,
+                "mod_revision": mod,
+            },
+        }
+        if out and out[-1]["revision"] == mod:
+            out[-1]["events"].append(ev)
+        else:
+            out.append({"revision": mod, "events": [ev]})
+    if not out and not result.get("events"):
+        out.append({"progress": True, "revision": rev})
+    return out
+
+
 def _kv(kv: dict[str, Any]) -> dict[str, Any]:
     return {
         "key": _unb64(kv.get("key")),
@@ -194,6 +244,33 @@ class EtcdHttp(Http):
             return Reply("http", 200, {"revision": rev})
         kvs = (rep.body.get("responses") or [{}])[0].get("response_range", {}).get("kvs") or []
         return Reply("http", 412, {"current": _kv(kvs[0]) if kvs else None, "revision": rev})
+
+    async def watch(
+        self, session: aiohttp.ClientSession, base: str, prefix: str, start: int
+    ) -> AsyncIterator[dict[str, Any]]:
+        """raftkv's ``GET /v1/watch/<prefix>?prefix&start_revision=N`` stream, from
+        etcd's streaming ``POST /v3/watch``: one create_request in the body (etcd keeps
+        the response open after the body ends), then each ``{"result": ...}`` line
+        translated by ``watch_messages``. Transport errors propagate as they would
+        from the native stream; an etcd error body ends the stream with ValueError."""
+        create = {
+            "create_request": {
+                "key": _b64(prefix),
+                "range_end": _b64(prefix_end(prefix.encode())),
+                "start_revision": start,
+            }
+        }
+        async with session.post(f"{base}/v3/watch", data=json.dumps(create).encode()) as r:
+            if r.status != 200:
+                raise ValueError(f"watch: HTTP {r.status} {(await r.read())[:200]!r}")
+            async for line in r.content:
+                if not line.strip():
+                    continue
+                msg = json.loads(line)
+                if "result" not in msg:
+                    raise ValueError(f"watch: {msg.get('error') or msg}")
+                for m in watch_messages(msg["result"]):
+                    yield m
 
     async def call(self, method: str, url: str, body: Any = None) -> Reply:
         base, _, path = url.partition("/v1/")

@@ -13,8 +13,10 @@ with the newest acknowledged write, so the checker can demand no gap up to the e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -22,6 +24,7 @@ import aiohttp
 from jepsen.checkers import convergence, watchcheck
 from jepsen.checkers.result import CheckResult
 from jepsen.client import no_retry, write_outcome
+from jepsen.etcd import EtcdHttp
 from jepsen.history import Op
 from jepsen.workloads.base import Workload
 
@@ -104,17 +107,23 @@ class WatchWorkload(Workload):
         """One recorded watch connection from ``start`` for ``duration`` seconds (or
         until revision ``until`` is delivered)."""
         ctx = self.ctx
-        url = f"{ctx.cluster.nodes[node].url}/v1/watch/{PREFIX}?prefix&start_revision={start}"
+        base = ctx.cluster.nodes[node].url
         value: dict[str, Any] = {"watcher": i, "start": start, "msgs": []}
         inv = ctx.rec.invoke(WATCHER_PROCESS + i, "watch", PREFIX, value, node)
         self.conns[i] += 1
         err = None
+        if isinstance(ctx.http, EtcdHttp):
+            source = ctx.http.watch(self.stream, base, PREFIX, start)
+        else:
+            source = self._native(base, start)
         try:
-            async with asyncio.timeout(duration), self.stream.get(url) as r:
-                async for line in r.content:
-                    msg = json.loads(line)
+            async with asyncio.timeout(duration), contextlib.aclosing(source) as msgs:
+                async for msg in msgs:
                     if "compact_revision" in msg:
                         err = f"compacted at {msg['compact_revision']}"
+                        break
+                    if msg.get("canceled"):
+                        err = f"canceled: {msg.get('reason')}"
                         break
                     if "events" not in msg:
                         continue
@@ -135,6 +144,13 @@ class WatchWorkload(Workload):
             await asyncio.sleep(0.2)  # a refused connect must not spin
         result = {"final": until is not None, "delivered_to": self.last[i]}
         ctx.rec.complete(inv, "ok", value=value, result=result, error=err)
+
+    async def _native(self, base: str, start: int) -> AsyncIterator[dict[str, Any]]:
+        """raftkv's NDJSON watch stream, one parsed message per line."""
+        url = f"{base}/v1/watch/{PREFIX}?prefix&start_revision={start}"
+        async with self.stream.get(url) as r:
+            async for line in r.content:
+                yield json.loads(line)
 
     async def final_reads(self) -> dict[str, dict[str, Any]]:
         local = await super().final_reads()
