@@ -110,11 +110,9 @@ class Cluster:
         for n in self.names:
             self.start(n)
 
-    def start(self, name: str) -> None:
-        """Start or restart a node; a restart reuses its data dir and flags."""
+    def _command(self, name: str) -> list[str]:
+        """The argv that starts ``name``; a subclass wraps it (e.g. ``ip netns exec``)."""
         node = self.nodes[name]
-        if node.proc is not None and node.proc.poll() is None:
-            return
         cmd = [
             sys.executable,
             "-m",
@@ -134,6 +132,14 @@ class Cluster:
             cmd += ["--initial-cluster-state", "existing"]
         else:
             cmd += ["--initial-cluster", self.initial[name]]
+        return cmd
+
+    def start(self, name: str) -> None:
+        """Start or restart a node; a restart reuses its data dir and flags."""
+        node = self.nodes[name]
+        if node.proc is not None and node.proc.poll() is None:
+            return
+        cmd = self._command(name)
         with open(node.log, "ab") as out:
             out.write(f"=== jepsen: start {time.strftime('%H:%M:%S')}\n".encode())
             out.flush()
