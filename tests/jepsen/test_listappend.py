@@ -230,3 +230,24 @@ def test_list_append_under_partition_is_valid(tmp_path: Path) -> None:
     la = next(c for c in summary["checkers"] if c["name"] == "list-append")
     assert "acked appends all present" in la["summary"]
     assert summary["counts"]["ok"] > 100
+
+
+@pytest.mark.slow
+def test_list_append_catches_follower_local_reads(tmp_path: Path) -> None:
+    # A planted raftkv bug (followers answer reads from local state) under an
+    # isolated node: the checker must see a stale read in a real history.
+    plan = [Fault(2.0, 6.0, "partition", "isolate-one", 1)]
+    code, summary = run(
+        RunConfig(
+            workload="list-append",
+            nemesis="partition",
+            time=10,
+            seed=1,
+            store=tmp_path,
+            faults=plan,
+            mutations="follower-local-reads",
+        )
+    )
+    assert code == 1, summary.get("checkers")
+    la = next(c for c in summary["checkers"] if c["name"] == "list-append")
+    assert "stale read" in la["summary"]
