@@ -23,7 +23,7 @@ from typing import Any
 from jepsen.history import INF, Op
 from jepsen.workloads.base import FINAL_PROCESS
 
-ANSWERED_FAIL = ("412", "fence")  # error prefixes of a store's definite "no"
+ANSWERED_FAIL = ("412", "HTTP 412", "fence")  # error prefixes of a store's definite "no"
 
 
 def answered(o: Op) -> bool:

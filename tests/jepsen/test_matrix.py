@@ -24,6 +24,11 @@ def test_stats_count_workload_ops_only_and_measure_gaps_and_recovery() -> None:
     ]
     ops[4].error = "412"
     ops[3].error = "ClientConnectorError: refused"
+    assert stats.answered(make_op("add", 1, 0, 1, "fail")) is False
+    assert stats.answered(make_op("add", 1, 0, 1, "fail", result=None)) is False
+    op = make_op("add", 1, 0, 1, "fail")
+    op.error = "HTTP 412"
+    assert stats.answered(op)
     s = stats.summarize(ops, [{"kind": "partition", "start": 2.0, "stop": 5.5}])
     assert s["ops"] == 6
     assert s["availability"] == round(4 / 6, 4)
