@@ -1,8 +1,10 @@
-"""The recording client: one HTTP request per attempt, never a retry.
+"""The recording client: one HTTP request per attempt, never a hidden retry.
 
 A retry inside the client would hide an unknown outcome behind a success and make
 the history lie, so every transport outcome is reported as-is and the workload maps
-it to ok / fail / info:
+it to ok / fail / info. (The one workload that retries, ``register-retry``, does it
+in the open: same client request id, one recorded op spanning every attempt, see
+``retried_write_outcome``.)
 
 * ``refused`` — connection failed before the request was sent: definitely not applied;
 * ``timeout`` / ``reset`` — the request may have been applied: unknown;
@@ -106,3 +108,20 @@ def read_outcome(rep: Reply) -> str:
     if rep.kind == "http" and rep.status in (200, 404):
         return "ok"
     return "fail" if rep.kind in ("refused", "http") else "info"
+
+
+def retried_write_outcome(replies: list[Reply]) -> str:
+    """The outcome of a write sent several times under ONE client request id.
+
+    The server applies a request id at most once and answers every later attempt with
+    that first outcome, so the last attempt's definite answer (200, or a 4xx such as
+    412) is the write's outcome. A refusal is definite only for its own attempt: after
+    an earlier attempt with an unknown outcome the write may still have happened, so
+    the op stays ``info``. (Without server-side de-duplication this reasoning is
+    exactly what breaks: the mutation suite's no-dedup scenario.)
+    """
+    last = write_outcome(replies[-1])
+    if last == "fail" and replies[-1].kind == "refused":
+        if any(write_outcome(r) == "info" for r in replies[:-1]):
+            return "info"
+    return last

@@ -6,13 +6,14 @@ unknown-outcome writes, which keeps every per-key WGL search small (research 3.6
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass, field
 from typing import Any
 
 from jepsen.checkers import convergence, linearizable, revision
 from jepsen.checkers.result import CheckResult
-from jepsen.client import read_outcome, write_outcome
+from jepsen.client import Http, Reply, read_outcome, retried_write_outcome, write_outcome
 from jepsen.history import Op
 from jepsen.workloads.base import Workload
 
@@ -76,8 +77,7 @@ class RegisterWorkload(Workload):
             f, value = "cas", [expected, new]
             query = "?if_absent" if expected is None else f"?if_value={expected}"
         inv = ctx.rec.invoke(process, f, key, value, node)
-        rep = await ctx.http.request("PUT", base, key, query, new.encode())
-        out = write_outcome(rep)
+        rep, out = await self.put(node, key, query, new.encode(), rng)
         if out == "ok":
             ctx.rec.complete(inv, "ok", result={"revision": rep.body.get("revision")})
         elif out == "fail" and rep.kind == "http" and rep.status == 412:
@@ -89,6 +89,13 @@ class RegisterWorkload(Workload):
         if out != "fail":
             s.recent = [*s.recent[-2:], new]
         return out
+
+    async def put(
+        self, node: str, key: str, query: str, body: bytes, rng: random.Random
+    ) -> tuple[Reply, str]:
+        """One write request (the reply and its outcome); the retrying variant overrides."""
+        rep = await self.ctx.http.request("PUT", self.ctx.cluster.nodes[node].url, key, query, body)
+        return rep, write_outcome(rep)
 
     def check(
         self, ops: list[Op], statuses: dict[str, Any], local: dict[str, Any]
@@ -108,3 +115,49 @@ class StaleRegisterWorkload(RegisterWorkload):
 
     name = "stale-register"
     read_query = "?serializable"
+
+
+class RetryingRegisterWorkload(RegisterWorkload):
+    """The register with a retrying client, for the no-dedup mutation and its controls.
+
+    Real clients (etcd's among them) retry a write whose outcome they did not learn.
+    Here that is done in the open: a write carries a client request id
+    (``?request_id=``), an unknown outcome (timeout, reset, 5xx) or a refusal is
+    retried with the SAME id on the next node, after a short client timeout, and the
+    recorded op spans every attempt with the final attempt's outcome
+    (``retried_write_outcome``). raftkv's de-duplication table must then apply each
+    write once; with it off, a first attempt that commits late (a paused node resuming
+    with the request in its socket buffer) is applied a second time, and the history
+    shows a value reappearing after later writes, or a CAS recorded as failed whose
+    value is visible.
+    """
+
+    name = "register-retry"
+    attempts = 3
+    attempt_timeout = 1.0  # s: well below the server's request timeout, so retries race
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self.retry_http = Http(self.attempt_timeout)
+
+    async def run(self) -> None:
+        try:
+            await super().run()
+        finally:
+            await self.retry_http.close()
+
+    async def put(
+        self, node: str, key: str, query: str, body: bytes, rng: random.Random
+    ) -> tuple[Reply, str]:
+        names = self.ctx.cluster.names
+        rid = f"{rng.getrandbits(128):032x}"
+        query = f"{query}{'&' if query else '?'}request_id={rid}"
+        i = names.index(node)
+        replies: list[Reply] = []
+        for attempt in range(self.attempts):
+            base = self.ctx.cluster.nodes[names[(i + attempt) % len(names)]].url
+            replies.append(await self.retry_http.request("PUT", base, key, query, body))
+            if write_outcome(replies[-1]) != "info" and replies[-1].kind != "refused":
+                break
+            await asyncio.sleep(0.05)
+        return replies[-1], retried_write_outcome(replies)

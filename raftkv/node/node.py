@@ -169,7 +169,9 @@ class Node:
         self._io = ThreadPoolExecutor(1, thread_name_prefix=f"lmdb-{cfg.name}")
         self._wake = asyncio.Event()
         self._deferred_hard_state: HardState | None = None
-        self._proposals: dict[bytes, asyncio.Future[ApplyResult]] = {}
+        # Waiters by request id: a client retrying with its own request id may have two
+        # attempts pending here at once, and the first apply answers both.
+        self._proposals: dict[bytes, list[asyncio.Future[ApplyResult]]] = {}
         self._read_pending: list[asyncio.Future[None]] = []
         self._read_batches: dict[bytes, tuple[float, list[asyncio.Future[None]]]] = {}
         self._read_ctx = itertools.count(1)
@@ -240,9 +242,10 @@ class Node:
                 await t
         await self.transport.stop()
         self.hub.close()
-        for fut in self._proposals.values():
-            if not fut.done():
-                fut.set_exception(UnavailableError("node is shutting down"))
+        for futs in self._proposals.values():
+            for fut in futs:
+                if not fut.done():
+                    fut.set_exception(UnavailableError("node is shutting down"))
         self._io.shutdown(wait=True)
         self.env.close()
         self.log.info("node stopped")
@@ -324,19 +327,22 @@ class Node:
     def leader_client_url(self) -> str | None:
         return self.client_urls.get(self.leader) if self.leader else None
 
-    async def propose(self, cmd: Any) -> ApplyResult:
+    async def propose(self, cmd: Any, request_id: bytes | None = None) -> ApplyResult:
         """Replicate and apply one command; the ApplyResult from the local apply.
 
+        `request_id` is the client's own id for a request it may retry (on any node):
+        the state machine's de-duplication table applies a request id once and answers
+        a retry with the first outcome. Without one, every call is a new request.
         Raises UnavailableError when there is no leader or it does not apply in time
         (the outcome is then unknown, as with etcd's "request timed out").
         """
         if self.fatal is not None:
             raise UnavailableError("node stopped applying") from self.fatal
-        rid = os.urandom(16)
+        rid = request_id or os.urandom(16)
         cmd = dataclasses.replace(cmd, request_id=rid)
         data = cmd.encode()
         fut: asyncio.Future[ApplyResult] = asyncio.get_running_loop().create_future()
-        self._proposals[rid] = fut
+        self._proposals.setdefault(rid, []).append(fut)
         self.metrics["proposals_total"] += 1
         try:
             try:
@@ -352,7 +358,11 @@ class Node:
             self.metrics["proposals_failed_total"] += 1
             raise
         finally:
-            self._proposals.pop(rid, None)
+            waiters = self._proposals.get(rid, [])
+            if fut in waiters:
+                waiters.remove(fut)
+            if not waiters:
+                self._proposals.pop(rid, None)
 
     async def read_barrier(self) -> None:
         """Wait until a linearizable read may be served from the local state machine.
@@ -519,9 +529,9 @@ class Node:
                 if isinstance(c, cmds.LeaseRevoke):
                     self.lessor.revoked(c.id)
             if res.request_id is not None:
-                fut = self._proposals.get(res.request_id)
-                if fut is not None and not fut.done():
-                    fut.set_result(res)
+                for fut in self._proposals.get(res.request_id, ()):
+                    if not fut.done():
+                        fut.set_result(res)
         applied = self.mvcc.applied_index()
         if self._applied_waiters:
             keep = []

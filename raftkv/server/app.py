@@ -36,6 +36,7 @@ from raftkv.server.txn import parse_txn
 from raftkv.storage import commands as cmds
 from raftkv.storage.errors import MvccError, RevisionCompactedError
 from raftkv.storage.results import ApplyResult, RangeResponse, TxnResponse
+from raftkv.storage.writer import MAX_REQUEST_ID
 
 log = structlog.get_logger("raftkv.server")
 
@@ -64,6 +65,22 @@ def _qint(req: web.Request, name: str, default: int = 0) -> int:
     except ValueError:
         raise bad_request(f"{name} must be an integer") from None
     return non_negative_int(v, name)
+
+
+def _request_id(req: web.Request) -> bytes | None:
+    """The client's own request id (?request_id=<hex>) for a write it may retry on
+    any node: the state machine applies one request id once and answers a retry with
+    the first outcome. None when absent: each call is then a new request."""
+    raw = req.query.get("request_id")
+    if raw is None:
+        return None
+    try:
+        rid = bytes.fromhex(raw)
+    except ValueError:
+        raise bad_request("request_id must be hex") from None
+    if not 1 <= len(rid) <= MAX_REQUEST_ID:
+        raise bad_request(f"request_id must be 1 to {MAX_REQUEST_ID} bytes")
+    return rid
 
 
 def _key(req: web.Request) -> bytes:
@@ -176,11 +193,12 @@ class Api:
     ) -> tuple[ApplyResult, Any]:
         """Propose `op`, guarded by the ?if_* conditions (412 with the current key)."""
         compares = self._cas_compares(req, key)
+        rid = _request_id(req)
         if not compares:
-            res = _checked(await self.node.propose(op))
+            res = _checked(await self.node.propose(op, rid))
             return res, res.response
         txn = cmds.Txn(compares, (op,), (cmds.Range(key),))
-        res = _checked(await self.node.propose(txn))
+        res = _checked(await self.node.propose(txn, rid))
         tr = res.response
         assert isinstance(tr, TxnResponse)
         if not tr.succeeded:

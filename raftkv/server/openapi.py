@@ -32,6 +32,13 @@ CAS_Q = {
     "if_version": (Q_INT, "write only if the key's version equals this"),
     "if_value": (Q_STR, "write only if the key's current value equals this"),
 }
+RID_Q = {
+    "request_id": (
+        Q_STR,
+        "hex id (1-128 bytes) of a request the client may retry on any node: applied "
+        "once, a retry gets the first outcome",
+    ),
+}
 LEADER_ONLY = {503: "no leader, or the request did not commit in time (retry)"}
 
 
@@ -54,6 +61,7 @@ PUT_KEY = Op(
         "lease": (Q_INT, "attach the key to this lease"),
         "prev_kv": (Q_BOOL, "return the previous key-value"),
         **CAS_Q,
+        **RID_Q,
     },
     errors={400: "bad query", 404: "lease not found", 412: "condition failed", **LEADER_ONLY},
 )
@@ -84,7 +92,7 @@ ROUTES: dict[tuple[str, str], Op] = {
     ("DELETE", "/v1/kv/{key}"): Op(
         "Delete a key, a prefix or a range",
         response=M.DeleteResponse,
-        query={**RANGE_Q, "prev_kv": (Q_BOOL, "return the deleted pairs"), **CAS_Q},
+        query={**RANGE_Q, "prev_kv": (Q_BOOL, "return the deleted pairs"), **CAS_Q, **RID_Q},
         errors={400: "bad query", 412: "condition failed", **LEADER_ONLY},
     ),
     ("POST", "/v1/txn"): Op(

@@ -242,3 +242,27 @@ def test_ack_before_fsync_loses_an_acknowledged_write(
         c.start(f)
     new = c.wait_leader(30, among=followers)
     assert c.get(new, "k").status == 404  # an acknowledged write is gone
+
+
+@pytest.mark.parametrize("mutated", [False, True])
+def test_client_request_id_retry_is_applied_once_unless_no_dedup(
+    make_cluster: MakeCluster, mutated: bool
+) -> None:
+    """A client that retries a put-if-absent on another node with the same request id
+    gets the first attempt's outcome (same revision) from the de-duplication table;
+    with no-dedup the retry is applied again and its compare fails (412) although
+    the first attempt wrote the key: the double apply a retrying client would see."""
+    c = make_cluster(3, **({"mutations": "no-dedup"} if mutated else {}))
+    leader = c.wait_leader()
+    follower = c.followers(leader)[0]
+    rid = os.urandom(16).hex()
+    path = f"/v1/kv/k?if_absent&request_id={rid}"
+    first = c.req(leader, "PUT", path, body="v1")
+    assert first.status == 200, first.body
+    retry = c.req(follower, "PUT", path, body="v1")
+    if mutated:
+        assert retry.status == 412, retry.body
+    else:
+        assert retry.status == 200, retry.body
+        assert retry.json()["revision"] == first.json()["revision"]
+    assert c.req(leader, "PUT", "/v1/kv/k?request_id=zz", body="x").status == 400
