@@ -10,20 +10,20 @@ from pathlib import Path
 
 from jepsen import matrix, mutations
 from jepsen.nemesis import KINDS, SHAPES, valid_kind
+from jepsen.netns import missing_requirements
 from jepsen.runner import RunConfig, run
 from jepsen.workloads import WORKLOADS
 
 SUITE = [(w, n) for w in ("register", "set") for n in ("none", "kill", "pause", "partition")]
 SUITE += [("register", "link"), ("fenced-lock", "pause"), ("fenced-lock", "partition")]
 SUITE += [("watch", "kill"), ("watch", "partition"), ("lease", "pause"), ("lease", "kill")]
+SUITE += [("list-append", "kill"), ("list-append", "partition")]
 # Positive control: serializable reads may be stale by design, so this run must be
 # judged invalid; a suite where it passes has a blind harness.
 # Likewise a lock without fencing must lose an update when a holder stalls past its
 # lease (the workload injects that GC-like stall itself; the pause nemesis adds more).
 CONTROLS = [("stale-register", "partition"), ("unfenced-lock", "pause")]
 
-
-ETCD_UNSUPPORTED = {"watch"}
 # Mutation controls (raftkv only): a planted raftkv bug (RAFTKV_MUTATIONS) that the
 # workload's checker must catch, so a new checker is shown to reject a real history.
 MUTANTS = [("watch", "none", "watch-resume-skip"), ("watch", "none", "watch-split-revision")]
@@ -37,6 +37,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--store", type=Path, default=Path("store"))
     p.add_argument("--db", choices=["raftkv", "etcd"], default="raftkv")
+    p.add_argument(
+        "--net",
+        choices=["proxy", "netns"],
+        default="proxy",
+        help="network faults via per-link TCP proxies, or network namespaces + iptables (root)",
+    )
 
 
 def _nemesis(s: str) -> str:
@@ -91,7 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         seed=a.seed,
         store=a.store,
         db=a.db,
+        net=a.net,
     )
+    if a.net == "netns" and (why := missing_requirements()):
+        ap.error(why)
     if a.cmd == "run":
         cfg = RunConfig(workload=a.workload, nemesis=a.nemesis, mutations=a.mutations, **base)
         code, _ = run(cfg)  # type: ignore[arg-type]
@@ -130,10 +139,6 @@ def suite(base: dict[str, object]) -> int:
     rows: list[tuple[object, ...]] = []
     worst = 0
     plan = SUITE + CONTROLS
-    if base.get("db") == "etcd":
-        # The watch workload reads raftkv's NDJSON /v1/watch; the etcd adapter does
-        # not translate etcd's bidirectional /v3/watch stream.
-        plan = [(w, n) for w, n in plan if w not in ETCD_UNSUPPORTED]
     runs = [(w, n, "") for w, n in plan]
     if base.get("db", "raftkv") == "raftkv":
         runs += MUTANTS

@@ -23,6 +23,7 @@ from jepsen.cluster import Cluster
 from jepsen.etcd import EtcdCluster, EtcdHttp
 from jepsen.history import Recorder, load_events, pair
 from jepsen.nemesis import Fault, Nemesis, fault_dicts, nemesis_env, schedule
+from jepsen.netns import NetnsCluster, missing_requirements, netem_available
 from jepsen.workloads import WORKLOADS, Context
 
 EXIT = {VALID: 0, INVALID: 1, UNKNOWN: 2}
@@ -47,6 +48,22 @@ class RunConfig:
     # mutation that its workload's checker should catch must come out invalid.
     mutations: str = ""
     db: str = "raftkv"  # or "etcd": the same workloads against real etcd (jepsen/etcd.py)
+    # Network faults through per-link TCP proxies, or (root) a network namespace per
+    # node with iptables/tc (jepsen/netns.py).
+    net: str = "proxy"
+
+
+def netns_preflight(db: str, kinds: list[str]) -> None:
+    """Refuse a netns run that cannot work, before any process starts."""
+    if db != "raftkv":
+        raise ValueError("--net netns runs raftkv only (etcd needs the sniffing proxy)")
+    if why := missing_requirements():
+        raise RuntimeError(why)
+    if any(k in ("link", "link:delay") for k in kinds) and not netem_available():
+        raise RuntimeError(
+            "link delay needs the sch_netem qdisc, missing on this kernel; "
+            "use --net proxy or --nemesis link:drop"
+        )
 
 
 def run(cfg: RunConfig) -> tuple[int, dict[str, Any]]:
@@ -108,9 +125,12 @@ async def _run(cfg: RunConfig, out: Path) -> tuple[int, dict[str, Any]]:
     print(
         f"raftkv-jepsen seed={cfg.seed} nodes={cfg.nodes} workload={cfg.workload} "
         f"nemesis={cfg.nemesis} time={cfg.time}s rate={cfg.rate} conc={cfg.concurrency} "
-        f"db={cfg.db}{' mutations=' + cfg.mutations if cfg.mutations else ''} net=proxy  -> {out}"
+        f"db={cfg.db}{' mutations=' + cfg.mutations if cfg.mutations else ''} "
+        f"net={cfg.net}  -> {out}"
     )
-    kind = EtcdCluster if cfg.db == "etcd" else Cluster
+    if cfg.net == "netns":
+        netns_preflight(cfg.db, kinds)
+    kind = EtcdCluster if cfg.db == "etcd" else NetnsCluster if cfg.net == "netns" else Cluster
     http: Http = EtcdHttp(cfg.op_timeout) if cfg.db == "etcd" else Http(cfg.op_timeout)
     cluster, up = await _boot(kind, out, cfg)
     rec = Recorder(out / "history.jsonl")
