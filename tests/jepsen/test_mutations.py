@@ -125,14 +125,24 @@ def test_needed_scales_with_seeds() -> None:
 
 
 def test_controls_spread_over_distinct_scenarios() -> None:
-    plan = [mutations.BY_NAME[m] for m in ("ack-before-fsync", "non-atomic-apply", "double-vote")]
-    got = mutations.control_plan(plan, 4)
-    assert [(w, n) for w, n, _ in got] == [
+    names = ("no-persist-term-vote", "skip-log-uptodate-check", "truncate-on-stale-append")
+    got = mutations.control_plan([mutations.BY_NAME[m] for m in names], 4)
+    assert [(s.workload, s.nemesis) for s, _ in got] == [
         ("set", "kill"),
-        ("register", "partition,kill"),
+        ("set", "partition,kill"),
         ("set", "kill"),
-        ("register", "partition,kill"),
+        ("set", "partition,kill"),
     ]
+    assert [seed for _, seed in got] == [1000, 1001, 1002, 1003]
+
+
+def test_scenario_overrides_reach_mutant_and_control_runs() -> None:
+    s = mutations.BY_NAME["leader-reads-no-readindex"]
+    assert s.scenario == "register x partition:isolate-leader time=60 rate=100"
+    mutant = s.config({"time": 20.0, "rate": 50.0}, 3, True)
+    control = s.config({"time": 20.0, "rate": 50.0}, 1000, False)
+    assert (mutant.time, mutant.rate, mutant.mutations, mutant.seed) == (60, 100, s.mutation, 3)
+    assert (control.time, control.rate, control.mutations) == (60, 100, "")
 
 
 def test_cli_rejects_unknown_mutation_and_etcd() -> None:
