@@ -263,8 +263,8 @@ class Nemesis:
         elif f.kind == "clock":
             return {"reset": await self._set_clock(targets[0], 0.0, 1.0)}
         elif f.kind == "membership":
-            if "error" in detail:
-                return {}
+            if "error" in detail or "skipped" in detail:
+                return {}  # nothing was removed: add nothing
             return await self._membership_undo(f, targets[0])
         elif f.kind == "failpoint":
             n = targets[0]
@@ -328,11 +328,16 @@ class Nemesis:
 
     async def _membership_apply(self, node: str) -> dict[str, Any]:
         c = self.cluster
-        leader = await c.leader()
-        sts = await asyncio.gather(*(c.status(n) for n in c.names))
+        for _ in range(10):  # a member that just rejoined may still be catching up
+            leader = await c.leader()
+            sts = await asyncio.gather(*(c.status(n) for n in c.names))
+            if leader is not None and all(sts):
+                break
+            await asyncio.sleep(0.5)
         if leader is None or len(c.names) < 3 or not all(sts) or node == leader:
             # Removing now could leave fewer than a healthy majority: skip honestly.
-            return {"skipped": "cluster not fully healthy", "leader": leader}
+            silent = [n for n, st in zip(c.names, sts, strict=True) if not st]
+            return {"skipped": "cluster not fully healthy", "leader": leader, "silent": silent}
         out = await c.remove_member(node, leader)
         out["leader"] = leader
         out["members_after_remove"] = sorted(c.names)
