@@ -90,7 +90,14 @@ TABLE: list[Scenario] = [
         "leader and the other follower still hold the entries; needs that crash on a "
         "majority of followers at once (or power loss on several nodes)",
     ),
-    Scenario("no-persist-term-vote", "set", "kill", "set (lost elements), convergence"),
+    Scenario(
+        "no-persist-term-vote",
+        "set",
+        "kill:all,kill:majority",
+        "set (lost elements), convergence",
+        note="a restart of a majority brings back terms and votes already used",
+        time=30,
+    ),
     Scenario(
         "double-vote",
         "register",
@@ -99,7 +106,16 @@ TABLE: list[Scenario] = [
         note="needs two candidates in one term: every fault forces an election",
         time=60,
     ),
-    Scenario("skip-log-uptodate-check", "set", "partition,kill", "set (lost), convergence"),
+    Scenario(
+        "skip-log-uptodate-check",
+        "set",
+        "partition,kill",
+        "set (lost), convergence",
+        gating=False,
+        note="not detectable yet: a lagging node must win an election, but faults run one "
+        "at a time and a restarted or healed node catches up before the next election; "
+        "needs a follower kept behind (isolated or delayed) while the leader is killed",
+    ),
     Scenario(
         "figure8-commit",
         "set",
@@ -108,7 +124,16 @@ TABLE: list[Scenario] = [
         gating=False,
         note="stretch (§6.9 M11): needs a targeted partition/kill script",
     ),
-    Scenario("truncate-on-stale-append", "set", "partition,kill", "set (lost), convergence"),
+    Scenario(
+        "truncate-on-stale-append",
+        "set",
+        "partition,kill",
+        "set (lost), convergence",
+        gating=False,
+        note="not detectable yet: the proxies keep each link's frames in order, so a stale "
+        "append only follows a resend, and the leader re-sends what was truncated; needs "
+        "reordered/duplicated append frames plus a leader crash before the re-send",
+    ),
     Scenario(
         "non-atomic-apply",
         "set",

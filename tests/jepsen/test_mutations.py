@@ -125,12 +125,12 @@ def test_needed_scales_with_seeds() -> None:
 
 
 def test_controls_spread_over_distinct_scenarios() -> None:
-    names = ("no-persist-term-vote", "skip-log-uptodate-check", "truncate-on-stale-append")
+    names = ("revision-from-unsynced-meta", "skip-log-uptodate-check", "truncate-on-stale-append")
     got = mutations.control_plan([mutations.BY_NAME[m] for m in names], 4)
     assert [(s.workload, s.nemesis) for s, _ in got] == [
-        ("set", "kill"),
+        ("register", "kill"),
         ("set", "partition,kill"),
-        ("set", "kill"),
+        ("register", "kill"),
         ("set", "partition,kill"),
     ]
     assert [seed for _, seed in got] == [1000, 1001, 1002, 1003]
