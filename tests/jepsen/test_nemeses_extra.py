@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from jepsen.nemesis import SHAPES, Fault, nemesis_env, schedule, valid_kind
+from jepsen.nemesis import SHAPES, Fault, Nemesis, nemesis_env, schedule, valid_kind
 from jepsen.runner import RunConfig, run
 from raftkv.testmode import FAILPOINTS
 
@@ -130,3 +130,16 @@ def test_failpoint_crash_and_restart(tmp_path: Path) -> None:
     node = win["targets"][0]
     assert d["crashed"] and d["exit_code"] == 137
     assert d["pids_after"][node] != d["pids_before"][node]
+
+
+async def test_a_skipped_removal_adds_nothing_back(tmp_path: Path) -> None:
+    # The membership fault's undo must not add a member when its apply removed none
+    # (it once added n4 next to a still-present n3: a 4-voter cluster).
+    class _NoCluster:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"cluster.{name} touched")
+
+    nem = Nemesis(_NoCluster(), tmp_path / "nemesis.jsonl", lambda: 0.0)  # type: ignore[arg-type]
+    f = Fault(0, 1, "membership", "replace", 0)
+    assert await nem._undo(f, ["n3"], {"skipped": "cluster not fully healthy"}) == {}
+    nem.close()
