@@ -66,6 +66,7 @@ PLANTED_BUGS = frozenset(
         "double_vote",  # grant a second vote in the same term
         "truncate_on_append",  # follower truncates on stale/duplicate appends
         "read_before_noop",  # new leader serves ReadIndex before its no-op commits
+        "accept_stale_term",  # appends/heartbeats/snapshots from a deposed leader obeyed
     }
 )
 
@@ -217,6 +218,11 @@ class Raft:
             else:
                 self.become_follower(m.term, NONE)
         elif m.term < self.term:
+            if "accept_stale_term" in self.bugs and m.type in (MT.APP, MT.HEARTBEAT, MT.SNAP):
+                # PLANTED BUG: a deposed leader's messages are handled as if current
+                # (its entries may overwrite ones committed in a later term).
+                self._step_role(m)
+                return
             if (self.cfg.check_quorum or self.cfg.pre_vote) and m.type in (
                 MT.HEARTBEAT,
                 MT.APP,

@@ -660,7 +660,9 @@ class Simulation:
             for _ in range(cfg.fault_ticks * UNITS_PER_TICK):
                 self._unit(faults=cfg.faults, clients=True)
             self._heal_and_check_liveness()
-        except AssertionError as e:  # the core's own safety assertions (LogSafetyError)
+        except (AssertionError, ProposalDropped) as e:
+            # The core's own safety assertions (LogSafetyError), or a peer's message
+            # that made the core raise: in a real node that takes the driver down.
             self._fail("core assertion", f"{type(e).__name__}: {e}")
         self._check_linearizability()
         self.result.messages = self.net.sent

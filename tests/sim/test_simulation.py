@@ -102,6 +102,8 @@ PLANTED = [
             "leader completeness",  # a truncated committed entry, then that node leads
         },
     ),
+    # A deposed leader's appends overwrite entries a later term committed (seed 108).
+    ("accept_stale_term", 300, {"state machine safety", "core assertion", "leader completeness"}),
 ]
 # commit_old_term (Figure 8) needs a precise chain of elections and deaths that random
 # faults reach only rarely; the scripted paper test
