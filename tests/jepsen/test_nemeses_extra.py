@@ -143,3 +143,21 @@ async def test_a_skipped_removal_adds_nothing_back(tmp_path: Path) -> None:
     f = Fault(0, 1, "membership", "replace", 0)
     assert await nem._undo(f, ["n3"], {"skipped": "cluster not fully healthy"}) == {}
     nem.close()
+
+
+class _Names:
+    """Just enough of a Cluster for target selection of leaderless shapes."""
+
+    def __init__(self, n: int) -> None:
+        self.names = [f"n{i + 1}" for i in range(n)]
+
+
+@pytest.mark.parametrize(("size", "shape", "count"), [(3, "majority", 2), (5, "majority", 3)])
+async def test_kill_majority_and_all_targets(size: int, shape: str, count: int) -> None:
+    nem = Nemesis.__new__(Nemesis)
+    nem.cluster = _Names(size)  # type: ignore[assignment]
+    for pick in range(20):
+        t = await nem._targets(Fault(0, 1, "kill", shape, pick))
+        assert len(set(t)) == count
+        t_all = await nem._targets(Fault(0, 1, "kill", "all", pick))
+        assert sorted(t_all) == sorted(nem.cluster.names)
