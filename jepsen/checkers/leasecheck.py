@@ -13,7 +13,11 @@ with ``TTL`` the granted TTL:
 * eventual expiry — a read invoked ``TTL + grace`` after the last renewal *returned*
   sees nothing. The grace covers the leader's revoke round and one failover (a new
   leader gives every lease a fresh TTL); a renewal with unknown outcome can land any
-  time, so it disables this clause for its lease.
+  time, so it disables this clause for its lease. No lease can expire while the
+  cluster has no leader, so the bound also moves by every outage inside it: each
+  stretch longer than ``OUTAGE_MIN`` in which no op completed ``ok`` on any node
+  (every op the workload sends needs a leader). Outages only ever loosen this
+  liveness clause; the two safety clauses above never use them.
 """
 
 from __future__ import annotations
@@ -24,6 +28,27 @@ from typing import Any
 from jepsen.checkers.result import INVALID, UNKNOWN, VALID, CheckResult
 from jepsen.history import INF, Op
 
+OUTAGE_MIN = 1.0  # s without any ok op: longer than a healthy cluster ever pauses
+
+
+def outages(ops: list[Op], min_gap: float = OUTAGE_MIN) -> list[tuple[float, float]]:
+    """Stretches of the history longer than ``min_gap`` with no ok completion."""
+    done = sorted(o.ret for o in ops if o.type == "ok" and o.ret != INF)
+    return [(a, b) for a, b in zip(done, done[1:], strict=False) if b - a > min_gap]
+
+
+def expiry_bound(start: float, base: float, gaps: list[tuple[float, float]]) -> float:
+    """``start + base`` pushed back by the part of every outage that begins before the
+    (growing) bound: time without a leader does not count towards an expiry."""
+    bound = start + base
+    for a, b in gaps:
+        if b <= start:
+            continue
+        if a >= bound:
+            break
+        bound += b - max(a, start)
+    return bound
+
 
 def check(ops: list[Op], eps: float = 0.25, grace: float = 6.0) -> CheckResult:
     by_key: dict[str, list[Op]] = defaultdict(list)
@@ -32,6 +57,7 @@ def check(ops: list[Op], eps: float = 0.25, grace: float = 6.0) -> CheckResult:
             by_key[o.key].append(o)
     problems: dict[str, list[dict[str, Any]]] = defaultdict(list)
     judged = expiries = 0
+    gaps = outages(ops)
     for _key, kops in sorted(by_key.items()):
         grant = next((o for o in kops if o.f == "grant" and o.type == "ok"), None)
         attach = next((o for o in kops if o.f == "attach" and o.type == "ok"), None)
@@ -44,7 +70,7 @@ def check(ops: list[Op], eps: float = 0.25, grace: float = 6.0) -> CheckResult:
         alive_until = max(x.call for x in renewals) + ttl - eps
         unknown_renewal = any(o.f == "keepalive" and o.type == "info" for o in kops)
         last_ret = max(x.ret for x in renewals)
-        dead_after = INF if unknown_renewal else last_ret + ttl + grace
+        dead_after = INF if unknown_renewal else expiry_bound(last_ret, ttl + grace, gaps)
         revokes = [o for o in kops if o.f == "revoke" and o.type in ("ok", "info")]
         for r in kops:
             if r.f != "read" or r.type != "ok" or r.call < attach.ret:

@@ -28,6 +28,7 @@ def ka(call: float, type_: str = "ok") -> Op:
 
 def test_kept_alive_then_expired_passes() -> None:
     ops = base() + [ka(1.0), ka(2.0), read(4.0, True), read(5.5, False), read(12.0, False)]
+    ops += busy(0, 13)
     r = leasecheck.check(renumber(ops))
     assert r.verdict == "valid" and "1 past" in r.summary
 
@@ -55,12 +56,34 @@ def test_revoke_in_flight_allows_absence() -> None:
     assert leasecheck.check(renumber(base() + [revoke, read(1.0, False)])).verdict == "valid"
 
 
+def busy(t0: float, t1: float) -> list[Op]:
+    """Other clients' ok ops every 0.5 s: the cluster had a leader throughout."""
+    n = int((t1 - t0) / 0.5)
+    return [
+        make_op("read", None, t0 + i * 0.5, t0 + i * 0.5 + 0.01, "ok", "x", 9) for i in range(n)
+    ]
+
+
 def test_never_expired_rejected_unless_a_renewal_is_unknown() -> None:
-    ops = base() + [ka(1.0), read(20.0, True)]
+    ops = base() + [ka(1.0), read(20.0, True)] + busy(0, 20)
     r = leasecheck.check(renumber(ops))
     assert r.verdict == "invalid" and "never expired" in r.summary
-    ops = base() + [ka(1.0), ka(2.0, "info"), read(20.0, True)]
+    ops = base() + [ka(1.0), ka(2.0, "info"), read(20.0, True)] + busy(0, 20)
     assert leasecheck.check(renumber(ops)).verdict == "valid"
+
+
+def test_time_without_a_leader_does_not_count_towards_expiry() -> None:
+    # Renewed at 1.0 (TTL 3, grace 6): due by 10.05, but nothing succeeded anywhere
+    # from 2.0 to 9.0 (a killed majority), so the bound moves to about 17.
+    ops = base() + [ka(1.0), read(14.0, True)] + busy(0, 2.1) + busy(9.0, 20)
+    assert leasecheck.check(renumber(ops)).verdict == "valid"
+    ops = base() + [ka(1.0), read(18.0, True)] + busy(0, 2.1) + busy(9.0, 20)
+    r = leasecheck.check(renumber(ops))
+    assert r.verdict == "invalid" and "never expired" in r.summary
+    # An outage never excuses a premature expiry (a safety clause).
+    ops = base() + [ka(1.0), read(3.0, False)] + busy(0, 0.6) + busy(2.9, 20)
+    assert "premature expiry" in leasecheck.check(renumber(ops)).summary
+    assert leasecheck.expiry_bound(1.0, 9.0, [(2.0, 9.0), (30.0, 40.0)]) == 17.0
 
 
 def test_no_reads_is_unknown() -> None:
