@@ -3,10 +3,11 @@
 Each worker runs lease lifecycles one after another: ``grant`` (TTL 3 s, raftkv's
 minimum), ``attach`` a key to it, then one policy — ``keep`` (keepalive every second
 for a few seconds, then stop), ``abandon`` (never renew) or ``revoke`` — while reading
-the key every half second, and keeps reading for ``TTL + 3`` s after the last renewal
-so expiry is observed. Keepalives and reads are interleaved on one process, so every
-recorded op has a clean invoke/complete pair. The final reads wait until every
-lease is past its expiry bound, then read every key from every node.
+the key at the worker's share of ``--rate`` (at most every half second), and keeps
+reading for ``TTL + 3`` s after the last renewal so expiry is observed. Keepalives
+and reads are interleaved on one process, so every recorded op has a clean
+invoke/complete pair. The final reads wait until every lease is past its expiry
+bound, then read every key from every node.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from jepsen.workloads.base import Workload
 
 TTL = 3
 GRACE = 6.0
-READ_EVERY = 0.5
+MAX_READ_EVERY = 0.5
 FRESH_PROCESS = 20_000
 
 
@@ -35,6 +36,9 @@ class LeaseWorkload(Workload):
         self.seq = 0
         self.next_process = FRESH_PROCESS
         self.last_renewal = 0.0  # recorder time of the newest renewal's return
+        # Each worker reads its key at its share of the run's --rate, so the workload
+        # offers the same load as the others (at most every 0.5 s, at least every 20 ms).
+        self.read_every = min(MAX_READ_EVERY, max(0.02, ctx.concurrency / ctx.rate))
 
     def _fresh(self) -> int:
         self.next_process += 1
@@ -100,7 +104,7 @@ class LeaseWorkload(Workload):
                 ctx.rec.complete(inv, out, error=rep.error or f"HTTP {rep.status}")
                 if out == "info":
                     return "info"
-            await asyncio.sleep(READ_EVERY * rng.uniform(0.5, 1.5))
+            await asyncio.sleep(self.read_every * rng.uniform(0.5, 1.5))
         return "ok"
 
     async def _keepalive(self, process: int, node: str, base: str, key: str, lease: int) -> str:
