@@ -117,6 +117,14 @@ TABLE: list[Scenario] = [
         "needs a follower kept behind (isolated or delayed) while the leader is killed",
     ),
     Scenario(
+        "stale-term-accepted",
+        "set",
+        "pause:leader",
+        "set (lost), convergence",
+        note="a resumed deposed leader's appends overwrite a follower's newer entries",
+        time=30,
+    ),
+    Scenario(
         "figure8-commit",
         "set",
         "partition,kill",

@@ -34,6 +34,7 @@ CORE_BUG_MUTATIONS: dict[str, str] = {
     "skip-log-uptodate-check": "vote_no_log_check",
     "figure8-commit": "commit_old_term",
     "truncate-on-stale-append": "truncate_on_append",
+    "stale-term-accepted": "accept_stale_term",
 }
 # Mutations implemented in the node, storage or server layers.
 NODE_MUTATIONS = frozenset(

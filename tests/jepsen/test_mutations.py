@@ -29,6 +29,7 @@ PLANTED = {
     "watch-split-revision",
     "lease-no-ttl-refresh",
     "revision-from-unsynced-meta",
+    "stale-term-accepted",
 }
 
 
