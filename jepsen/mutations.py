@@ -155,6 +155,7 @@ TABLE: list[Scenario] = [
         "pause",
         "linearizable, revision-order",
         note="client retries with one request id on the next node after a 1 s timeout",
+        time=40,
     ),
     Scenario("watch-resume-skip", "watch", "none", "watch (resumable)"),
     Scenario("watch-split-revision", "watch", "none", "watch (atomic revisions)"),

@@ -59,7 +59,7 @@ class RegisterWorkload(Workload):
         roll = rng.random()
         if roll < 0.4:
             inv = ctx.rec.invoke(process, "read", key, None, node)
-            rep = await ctx.http.request("GET", base, key, self.read_query)
+            rep = await self.reader().request("GET", base, key, self.read_query)
             out = read_outcome(rep)
             if out == "ok":
                 value, result = self.decode_read(rep.body if rep.status == 200 else None)
@@ -89,6 +89,10 @@ class RegisterWorkload(Workload):
         if out != "fail":
             s.recent = [*s.recent[-2:], new]
         return out
+
+    def reader(self) -> Http:
+        """The client for reads (the retrying variant uses its short-timeout one)."""
+        return self.ctx.http
 
     async def put(
         self, node: str, key: str, query: str, body: bytes, rng: random.Random
@@ -145,6 +149,12 @@ class RetryingRegisterWorkload(RegisterWorkload):
             await super().run()
         finally:
             await self.retry_http.close()
+
+    def reader(self) -> Http:
+        # Reads are not retried (they change nothing), but they share the short timeout
+        # so a worker stuck on a paused node gets back to writing — the writes are what
+        # a late first attempt can apply twice.
+        return self.retry_http
 
     async def put(
         self, node: str, key: str, query: str, body: bytes, rng: random.Random
