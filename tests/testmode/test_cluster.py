@@ -232,8 +232,10 @@ def test_ack_before_fsync_loses_an_acknowledged_write(
     leader = c.wait_leader()
     followers = c.followers(leader)
     c.wait_applied(followers, _debug(c, leader, "/debug/status")["applied"])
-    for f in followers:  # acks leave at once; the followers then stall before persisting
-        _debug(c, f, "/debug/failpoints", {"after_send_before_persist": "sleep(5000)"})
+    # Acks leave at once; the followers then stall before persisting (20 s: long
+    # enough for a loaded CI machine to finish the put and the kills inside it).
+    for f in followers:
+        _debug(c, f, "/debug/failpoints", {"after_send_before_persist": "sleep(20000)"})
     assert c.put(leader, "k", "acked").status == 200
     for f in followers:
         c.kill(f)  # inside the stall: the acked entry never reached their disks
