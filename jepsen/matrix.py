@@ -191,7 +191,35 @@ def render(results: list[dict[str, Any]]) -> str:
     ]
     if len({k[0] for k in groups}) > 1:
         lines += ["", side_by_side(groups)]
-    return "\n".join(lines)
+    return "\n".join([*(pivot(results, db) for db in sorted({k[0] for k in groups})), *lines])
+
+
+def pivot(results: list[dict[str, Any]], db: str) -> str:
+    """One line per workload, one column per nemesis: valid cells / cells run, and
+    the mean ops per history (all sizes and seeds of that db)."""
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in results:
+        c = r["cell"]
+        if c["db"] == db:
+            cells[(c["workload"], c["nemesis"])].append(r)
+    seen = {c[0] for c in cells}
+    workloads = [w for w in WORKLOADS if w in seen] + sorted(seen - set(WORKLOADS))
+    nemeses = [n for n in NEMESES if any(k[1] == n for k in cells)]
+    lines = [
+        f"{db}: valid / runs (mean ops per history)",
+        "",
+        "| workload | " + " | ".join(nemeses) + " |",
+        "|---|" + "---|" * len(nemeses),
+    ]
+    for w in workloads:
+        row = []
+        for n in nemeses:
+            rs = cells.get((w, n), [])
+            ok = sum(1 for r in rs if r["verdict"] == "valid")
+            ops = statistics.fmean([r.get("ops", 0) for r in rs]) if rs else 0
+            row.append(f"{ok}/{len(rs)} ({ops:.0f})" if rs else "-")
+        lines.append(f"| {w} | " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def side_by_side(groups: dict[tuple[str, int, str, str], list[dict[str, Any]]]) -> str:
