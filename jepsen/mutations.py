@@ -164,7 +164,14 @@ TABLE: list[Scenario] = [
     ),
     Scenario("watch-resume-skip", "watch", "none", "watch (resumable)"),
     Scenario("watch-split-revision", "watch", "none", "watch (atomic revisions)"),
-    Scenario("lease-no-ttl-refresh", "lease", "pause:leader,kill:leader", "lease", time=60),
+    Scenario(
+        "lease-no-ttl-refresh",
+        "lease",
+        "leader:transfer",
+        "lease",
+        time=30,
+        note="a leader transfer: a new leader with no outage, while every client reads",
+    ),
     Scenario(
         "revision-from-unsynced-meta",
         "register",

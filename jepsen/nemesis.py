@@ -37,6 +37,9 @@ Kinds beyond kill/pause/partition/link:
   is removed only from a cluster of at least 3 whose members all answer, so the rest
   stay a healthy majority. See jepsen/cluster.py for how far network faults reach a
   joined node.
+* ``leader:transfer`` — POST /v1/leader/transfer on the leader, to a random follower:
+  a new leader with every node up and every client still reading, so whatever the new
+  leader gets wrong about state handed over (lease deadlines) is observed at once.
 * ``failpoint:<name>`` (raftkv/testmode.py FAILPOINTS) — arm ``crash`` on one node at
   the fault's start; at its end disarm it, and restart the node if it crashed.
 
@@ -73,6 +76,8 @@ SHAPES: dict[str, list[str]] = {
     "link": ["delay", "drop"],
     "clock": ["bump", "drift", "strobe"],
     "membership": ["remove-readd", "replace"],
+    # A leader change with no outage: the leader hands over to a random follower.
+    "leader": ["transfer"],
     "failpoint": sorted(FAILPOINTS),
 }
 TEST_MODE_KINDS = ("clock", "failpoint")
@@ -145,7 +150,7 @@ class Nemesis:
             leader = await self.cluster.leader()
             followers = [n for n in names if n != leader] or names
             return [rng.choice(followers)]
-        if "leader" in f.shape:
+        if "leader" in f.shape or f.kind == "leader":
             leader = await self.cluster.leader()
             return [leader] if leader else [rng.choice(names)]
         if f.shape in ("minority", "split"):
@@ -213,6 +218,8 @@ class Nemesis:
             return await self._clock_apply(f, targets[0])
         if f.kind == "membership":
             return await self._membership_apply(targets[0])
+        if f.kind == "leader":
+            return await self._transfer(f)
         if f.kind == "failpoint":
             code, data = await c.call(targets[0], "POST", "/debug/failpoints", {f.shape: "crash"})
             if code != 200:
@@ -282,6 +289,21 @@ class Nemesis:
             out["pids_after"] = self._pids(targets)
             return out
         return {}
+
+    # --- leader transfer ---
+
+    async def _transfer(self, f: Fault) -> dict[str, Any]:
+        c = self.cluster
+        leader = await c.leader()
+        mem = await c.members(leader) if leader else None
+        if not leader or not mem:
+            return {"skipped": "no leader or no member list"}
+        followers = sorted(n for n in mem if n != leader and not mem[n].get("is_learner"))
+        if not followers:
+            return {"skipped": "no voting follower"}
+        to = random.Random(f.pick).choice(followers)
+        code, data = await c.call(leader, "POST", "/v1/leader/transfer", {"to": mem[to]["id"]})
+        return {"from": leader, "to": to, "status": code, "answer": data}
 
     # --- clock ---
 

@@ -25,6 +25,7 @@ def test_new_kinds_and_shapes_are_valid() -> None:
         assert valid_kind(k), k
     for fp in FAILPOINTS:
         assert valid_kind(f"failpoint:{fp}"), fp
+    assert valid_kind("leader") and valid_kind("leader:transfer")
     assert not valid_kind("failpoint:nonsense")
     assert not valid_kind("clock:leap")
     assert not valid_kind("kill:power")  # documented as not provided
