@@ -88,12 +88,11 @@ TABLE: list[Scenario] = [
     Scenario(
         "ack-before-fsync",
         "set",
-        "failpoint:after_send_before_persist",
-        "set (lost elements)",
-        gating=False,
-        note="not detectable yet: the acking follower crashes before persisting, but the "
-        "leader and the other follower still hold the entries; needs that crash on a "
-        "majority of followers at once (or power loss on several nodes)",
+        "stall-kill:after_send_before_persist",
+        "set (lost elements), convergence",
+        time=25,
+        note="every follower stalls between its ack and its fsync, then the whole cluster "
+        "is killed, followers first",
     ),
     Scenario(
         "no-persist-term-vote",

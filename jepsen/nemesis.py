@@ -40,6 +40,14 @@ Kinds beyond kill/pause/partition/link:
 * ``leader:transfer`` — POST /v1/leader/transfer on the leader, to a random follower:
   a new leader with every node up and every client still reading, so whatever the new
   leader gets wrong about state handed over (lease deadlines) is observed at once.
+* ``stall-kill:<failpoint>`` — overlapping faults in one script, for bugs that need
+  a majority caught inside the same window: stall every follower at the failpoint
+  (``sleep``), let writes arrive for 1 s, kill -9 the followers and then the leader;
+  at the window's end restart the followers first (they elect among themselves) and
+  the old leader 2 s later. With fsync before every ack nothing acknowledged is lost
+  (and with ``after_send_before_persist``, reached only under ack-before-fsync, an
+  unmutated follower never stalls); a node that acks before persisting loses on a
+  majority what it acknowledged — a power cut after an unsynced ack.
 * ``failpoint:<name>`` (raftkv/testmode.py FAILPOINTS) — arm ``crash`` on one node at
   the fault's start; at its end disarm it, and restart the node if it crashed.
 
@@ -78,9 +86,11 @@ SHAPES: dict[str, list[str]] = {
     "membership": ["remove-readd", "replace"],
     # A leader change with no outage: the leader hands over to a random follower.
     "leader": ["transfer"],
+    # Whole-cluster crash while the followers sit in a failpoint's window (test mode).
+    "stall-kill": sorted(FAILPOINTS),
     "failpoint": sorted(FAILPOINTS),
 }
-TEST_MODE_KINDS = ("clock", "failpoint")
+TEST_MODE_KINDS = ("clock", "failpoint", "stall-kill")
 DELAY = 0.15  # s per chunk: several heartbeats late, below the election timeout
 DROP = 0.05  # per-chunk chance the connection dies (loss forces reconnects)
 KINDS = ("none", *SHAPES)
@@ -145,6 +155,8 @@ class Nemesis:
     async def _targets(self, f: Fault) -> list[str]:
         names = list(self.cluster.names)
         rng = random.Random(f.pick)
+        if f.kind == "stall-kill":
+            return names
         if f.kind in ("clock", "membership"):
             # Followers only: see the module docstring (leases; a leader's removal).
             leader = await self.cluster.leader()
@@ -220,6 +232,8 @@ class Nemesis:
             return await self._membership_apply(targets[0])
         if f.kind == "leader":
             return await self._transfer(f)
+        if f.kind == "stall-kill":
+            return await self._stall_kill(f)
         if f.kind == "failpoint":
             code, data = await c.call(targets[0], "POST", "/debug/failpoints", {f.shape: "crash"})
             if code != 200:
@@ -273,6 +287,8 @@ class Nemesis:
             if "error" in detail or "skipped" in detail:
                 return {}  # nothing was removed: add nothing
             return await self._membership_undo(f, targets[0])
+        elif f.kind == "stall-kill":
+            return await self._stall_kill_undo(detail)
         elif f.kind == "failpoint":
             n = targets[0]
             out: dict[str, Any] = {}
@@ -289,6 +305,34 @@ class Nemesis:
             out["pids_after"] = self._pids(targets)
             return out
         return {}
+
+    # --- stall-kill ---
+
+    async def _stall_kill(self, f: Fault) -> dict[str, Any]:
+        c = self.cluster
+        leader = await c.leader()
+        if leader is None:
+            return {"skipped": "no leader"}
+        followers = [n for n in c.names if n != leader]
+        for n in followers:
+            code, data = await c.call(n, "POST", "/debug/failpoints", {f.shape: "sleep(30000)"})
+            if code != 200:
+                raise RuntimeError(f"stall {f.shape} on {n}: {code} {data}")
+        await asyncio.sleep(1.0)  # writes arrive; acks may leave before the stall
+        for n in followers:
+            c.kill(n)
+        c.kill(leader)
+        return {"leader": leader, "followers": followers}
+
+    async def _stall_kill_undo(self, detail: dict[str, Any]) -> dict[str, Any]:
+        if "skipped" in detail:
+            return {}
+        c = self.cluster
+        for n in detail["followers"]:
+            c.start(n)  # a fresh process: nothing armed
+        await asyncio.sleep(2.0)
+        c.start(detail["leader"])
+        return {"pids_after": self._pids(c.names)}
 
     # --- leader transfer ---
 
