@@ -113,12 +113,10 @@ TABLE: list[Scenario] = [
     Scenario(
         "skip-log-uptodate-check",
         "set",
-        "partition,kill",
-        "set (lost), convergence",
-        gating=False,
-        note="not detectable yet: a lagging node must win an election, but faults run one "
-        "at a time and a restarted or healed node catches up before the next election; "
-        "needs a follower kept behind (isolated or delayed) while the leader is killed",
+        "lag-elect",
+        "set (lost, stale), convergence",
+        time=25,
+        note="a follower kept behind, then healed as the leader is killed",
     ),
     Scenario(
         "stale-term-accepted",

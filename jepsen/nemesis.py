@@ -48,6 +48,10 @@ Kinds beyond kill/pause/partition/link:
   (and with ``after_send_before_persist``, reached only under ack-before-fsync, an
   unmutated follower never stalls); a node that acks before persisting loses on a
   majority what it acknowledged — a power cut after an unsynced ack.
+* ``lag-elect:kill-leader`` — cut one follower off for 2 s while writes commit
+  without it, then in the same instant heal it and kill -9 the leader (restarted at the
+  window's end): the election that follows has a lagging candidate, which a correct
+  node never votes for (the up-to-date-log check, Raft §5.4.1).
 * ``failpoint:<name>`` (raftkv/testmode.py FAILPOINTS) — arm ``crash`` on one node at
   the fault's start; at its end disarm it, and restart the node if it crashed.
 
@@ -88,6 +92,9 @@ SHAPES: dict[str, list[str]] = {
     "leader": ["transfer"],
     # Whole-cluster crash while the followers sit in a failpoint's window (test mode).
     "stall-kill": sorted(FAILPOINTS),
+    # Overlap a lagging follower with a leader crash (the election the lagging node
+    # must lose): see the module docstring.
+    "lag-elect": ["kill-leader"],
     "failpoint": sorted(FAILPOINTS),
 }
 TEST_MODE_KINDS = ("clock", "failpoint", "stall-kill")
@@ -234,6 +241,8 @@ class Nemesis:
             return await self._transfer(f)
         if f.kind == "stall-kill":
             return await self._stall_kill(f)
+        if f.kind == "lag-elect":
+            return await self._lag_elect(f)
         if f.kind == "failpoint":
             code, data = await c.call(targets[0], "POST", "/debug/failpoints", {f.shape: "crash"})
             if code != 200:
@@ -289,6 +298,10 @@ class Nemesis:
             return await self._membership_undo(f, targets[0])
         elif f.kind == "stall-kill":
             return await self._stall_kill_undo(detail)
+        elif f.kind == "lag-elect":
+            if "leader" in detail:
+                c.start(detail["leader"])
+            return {"pids_after": self._pids(c.names)}
         elif f.kind == "failpoint":
             n = targets[0]
             out: dict[str, Any] = {}
@@ -333,6 +346,20 @@ class Nemesis:
         await asyncio.sleep(2.0)
         c.start(detail["leader"])
         return {"pids_after": self._pids(c.names)}
+
+    # --- lag-elect ---
+
+    async def _lag_elect(self, f: Fault) -> dict[str, Any]:
+        c = self.cluster
+        leader = await c.leader()
+        if leader is None:
+            return {"skipped": "no leader"}
+        behind = random.Random(f.pick).choice([n for n in c.names if n != leader])
+        c.net.cut_between([behind], [n for n in c.names if n != behind])
+        await asyncio.sleep(2.0)  # writes commit on the rest; `behind` misses them
+        c.kill(leader)
+        c.net.heal()
+        return {"leader": leader, "behind": behind}
 
     # --- leader transfer ---
 

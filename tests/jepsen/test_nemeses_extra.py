@@ -26,7 +26,7 @@ def test_new_kinds_and_shapes_are_valid() -> None:
     for fp in FAILPOINTS:
         assert valid_kind(f"failpoint:{fp}"), fp
     assert valid_kind("leader") and valid_kind("leader:transfer")
-    assert valid_kind("stall-kill:after_send_before_persist")
+    assert valid_kind("stall-kill:after_send_before_persist") and valid_kind("lag-elect")
     assert not valid_kind("failpoint:nonsense")
     assert not valid_kind("clock:leap")
     assert not valid_kind("kill:power")  # documented as not provided
