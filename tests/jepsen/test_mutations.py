@@ -126,7 +126,7 @@ def test_needed_scales_with_seeds() -> None:
 
 
 def test_controls_spread_over_distinct_scenarios() -> None:
-    names = ("revision-from-unsynced-meta", "skip-log-uptodate-check", "truncate-on-stale-append")
+    names = ("revision-from-unsynced-meta", "figure8-commit", "truncate-on-stale-append")
     got = mutations.control_plan([mutations.BY_NAME[m] for m in names], 4)
     assert [(s.workload, s.nemesis) for s, _ in got] == [
         ("register", "kill"),
