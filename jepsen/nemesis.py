@@ -51,7 +51,11 @@ Kinds beyond kill/pause/partition/link:
 * ``lag-elect:kill-leader`` — cut one follower off for 2 s while writes commit
   without it, then in the same instant heal it and kill -9 the leader (restarted at the
   window's end): the election that follows has a lagging candidate, which a correct
-  node never votes for (the up-to-date-log check, Raft §5.4.1).
+  node never votes for (the up-to-date-log check, Raft §5.4.1). ``slow-isolated-leader``
+  instead slows the leader's clock to a quarter (test mode) and cuts it off for the
+  window: the majority elects a new leader while the old one, its check-quorum timer
+  crawling, believes it still leads for seconds — reads it serves without confirming
+  leadership are stale; a correct leader cannot confirm them and serves none.
 * ``failpoint:<name>`` (raftkv/testmode.py FAILPOINTS) — arm ``crash`` on one node at
   the fault's start; at its end disarm it, and restart the node if it crashed.
 
@@ -94,10 +98,10 @@ SHAPES: dict[str, list[str]] = {
     "stall-kill": sorted(FAILPOINTS),
     # Overlap a lagging follower with a leader crash (the election the lagging node
     # must lose): see the module docstring.
-    "lag-elect": ["kill-leader"],
+    "lag-elect": ["kill-leader", "slow-isolated-leader"],
     "failpoint": sorted(FAILPOINTS),
 }
-TEST_MODE_KINDS = ("clock", "failpoint", "stall-kill")
+TEST_MODE_KINDS = ("clock", "failpoint", "stall-kill", "lag-elect")
 DELAY = 0.15  # s per chunk: several heartbeats late, below the election timeout
 DROP = 0.05  # per-chunk chance the connection dies (loss forces reconnects)
 KINDS = ("none", *SHAPES)
@@ -299,6 +303,9 @@ class Nemesis:
         elif f.kind == "stall-kill":
             return await self._stall_kill_undo(detail)
         elif f.kind == "lag-elect":
+            if "slowed" in detail:
+                c.net.heal()
+                return {"reset": await self._set_clock(detail["slowed"], 0.0, 1.0)}
             if "leader" in detail:
                 c.start(detail["leader"])
             return {"pids_after": self._pids(c.names)}
@@ -354,6 +361,10 @@ class Nemesis:
         leader = await c.leader()
         if leader is None:
             return {"skipped": "no leader"}
+        if f.shape == "slow-isolated-leader":
+            clock = await self._set_clock(leader, 0.0, 0.25)
+            c.net.cut_between([leader], [n for n in c.names if n != leader])
+            return {"leader": leader, "slowed": leader, "clock": clock}
         behind = random.Random(f.pick).choice([n for n in c.names if n != leader])
         c.net.cut_between([behind], [n for n in c.names if n != behind])
         await asyncio.sleep(2.0)  # writes commit on the rest; `behind` misses them

@@ -139,12 +139,12 @@ def test_controls_spread_over_distinct_scenarios() -> None:
 
 def test_scenario_overrides_reach_mutant_and_control_runs() -> None:
     s = mutations.BY_NAME["leader-reads-no-readindex"]
-    assert s.scenario == "register x partition:isolate-leader time=60 rate=100 op_timeout=0.75"
+    assert s.scenario == "register x lag-elect:slow-isolated-leader time=40 rate=100 op_timeout=0.5"
     mutant = s.config({"time": 20.0, "rate": 50.0}, 3, True)
     control = s.config({"time": 20.0, "rate": 50.0}, 1000, False)
-    assert (mutant.time, mutant.rate, mutant.mutations, mutant.seed) == (60, 100, s.mutation, 3)
-    assert (control.time, control.rate, control.mutations) == (60, 100, "")
-    assert control.op_timeout == mutant.op_timeout == 0.75
+    assert (mutant.time, mutant.rate, mutant.mutations, mutant.seed) == (40, 100, s.mutation, 3)
+    assert (control.time, control.rate, control.mutations) == (40, 100, "")
+    assert control.op_timeout == mutant.op_timeout == 0.5
 
 
 def test_cli_rejects_unknown_mutation_and_etcd() -> None:
