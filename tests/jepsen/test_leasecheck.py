@@ -88,3 +88,10 @@ def test_time_without_a_leader_does_not_count_towards_expiry() -> None:
 
 def test_no_reads_is_unknown() -> None:
     assert leasecheck.check(renumber(base())).verdict == "unknown"
+
+
+def test_the_wait_before_the_final_reads_is_not_an_outage() -> None:
+    final = make_op("read", "v", 20.0, 20.05, "ok", K, 100_000, {"final": True})
+    ops = base() + [ka(1.0), final] + busy(0, 3)
+    r = leasecheck.check(renumber(ops))
+    assert r.verdict == "invalid" and "never expired" in r.summary
