@@ -81,6 +81,23 @@ class Workload:
                     local[n][key] = None
         return local
 
+    async def recorded_read(
+        self, process: int, node: str, key: str, query: str = "", http: Http | None = None
+    ) -> str:
+        """One recorded linearizable GET of ``key`` on ``node``: the value as the
+        workload decodes it, with its mod and header revision."""
+        ctx = self.ctx
+        inv = ctx.rec.invoke(process, "read", key, None, node)
+        rep = await (http or ctx.http).request("GET", ctx.cluster.nodes[node].url, key, query)
+        out = read_outcome(rep)
+        if out == "ok":
+            value, result = self.decode_read(rep.body if rep.status == 200 else None)
+            result["revision"] = rep.body.get("revision") if rep.body else None
+            ctx.rec.complete(inv, "ok", value=value, result=result)
+        else:
+            ctx.rec.complete(inv, out, error=rep.error or f"HTTP {rep.status}")
+        return out
+
     def decode_read(self, body: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
         """(value for the history, result facts) from a GET body; None body = absent."""
         if body is None:

@@ -57,16 +57,7 @@ class ListAppendWorkload(Workload):
         base = ctx.cluster.nodes[node].url
         i, key = self._key(rng)
         if rng.random() < READ_SHARE:
-            inv = ctx.rec.invoke(process, "read", key, None, node)
-            rep = await ctx.http.request("GET", base, key)
-            out = read_outcome(rep)
-            if out == "ok":
-                value, result = self.decode_read(rep.body if rep.status == 200 else None)
-                result["revision"] = rep.body.get("revision") if rep.body else None
-                ctx.rec.complete(inv, "ok", value=value, result=result)
-            else:
-                ctx.rec.complete(inv, out, error=rep.error or f"HTTP {rep.status}")
-            return out
+            return await self.recorded_read(process, node, key)
         self.appends[i] += 1
         self.seq += 1
         elem = f"{process}-{self.seq}"

@@ -13,7 +13,7 @@ from typing import Any
 
 from jepsen.checkers import convergence, linearizable, revision
 from jepsen.checkers.result import CheckResult
-from jepsen.client import Http, Reply, read_outcome, retried_write_outcome, write_outcome
+from jepsen.client import Http, Reply, retried_write_outcome, write_outcome
 from jepsen.history import Op
 from jepsen.workloads.base import Workload
 
@@ -53,21 +53,11 @@ class RegisterWorkload(Workload):
 
     async def one_op(self, process: int, node: str, rng: random.Random) -> str:
         ctx = self.ctx
-        base = ctx.cluster.nodes[node].url
         s = self._slot(rng)
         key = s.key
         roll = rng.random()
         if roll < 0.4:
-            inv = ctx.rec.invoke(process, "read", key, None, node)
-            rep = await self.reader().request("GET", base, key, self.read_query)
-            out = read_outcome(rep)
-            if out == "ok":
-                value, result = self.decode_read(rep.body if rep.status == 200 else None)
-                result["revision"] = rep.body.get("revision") if rep.body else None
-                ctx.rec.complete(inv, "ok", value=value, result=result)
-            else:
-                ctx.rec.complete(inv, out, error=rep.error or f"HTTP {rep.status}")
-            return out
+            return await self.recorded_read(process, node, key, self.read_query, self.reader())
         self.seq += 1
         new = f"{process}-{self.seq}"
         if roll < 0.75:

@@ -45,15 +45,7 @@ class SetWorkload(Workload):
         key = f"set/{i}/{self.gens[i]}"
         ctx.keys.add(key)
         if rng.random() < 0.15:
-            inv = ctx.rec.invoke(process, "read", key, None, node)
-            rep = await ctx.http.request("GET", base, key)
-            out = read_outcome(rep)
-            if out == "ok":
-                value, result = self.decode_read(rep.body if rep.status == 200 else None)
-                ctx.rec.complete(inv, "ok", value=value, result=result)
-            else:
-                ctx.rec.complete(inv, out, error=rep.error or f"HTTP {rep.status}")
-            return out
+            return await self.recorded_read(process, node, key)
         self.adds[i] += 1
         self.seq += 1
         elem = f"{process}-{self.seq}"
