@@ -141,6 +141,9 @@ def execute(cells: list[Cell], base: dict[str, Any], out: Path, jobs: int) -> li
     return [json.loads((out / "cells" / f"{c.name}.json").read_text()) for c in cells]
 
 
+RATE_BAR = 200  # ops/s every cell must reach (issue 7's pass bar)
+
+
 def restat(result: dict[str, Any]) -> None:
     """Recompute a stored cell's availability/latency from its history, so cells run
     by an older harness are measured the same way as new ones."""
@@ -163,7 +166,8 @@ def render(results: list[dict[str, Any]]) -> str:
         c = r["cell"]
         groups[(c["db"], c["nodes"], c["workload"], c["nemesis"])].append(r)
     lines = [
-        "| db | nodes | workload | nemesis | verdicts (per seed) | ops/run | ops/s | answered % |"
+        "| db | nodes | workload | nemesis | verdicts (per seed) | ops/run | ops/s (min) |"
+        " answered % |"
         " faults | fault shapes seen |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -173,11 +177,13 @@ def render(results: list[dict[str, Any]]) -> str:
         st = [r.get("stats") or {} for r in rs]
         ops = statistics.fmean([r.get("ops", 0) for r in rs])
         rate = statistics.fmean([s.get("ops_per_s", 0) for s in st])
+        slowest = min(s.get("ops_per_s", 0) for s in st)
         avail = statistics.fmean([100 * s.get("availability", 0) for s in st])
         faults = sum(r.get("faults", 0) for r in rs)
         shapes = sorted({k for r in rs for k in r.get("fault_kinds", [])})
         lines.append(
-            f"| {db} | {n} | {w} | {nem} | {verdicts} | {ops:.0f} | {rate:.0f} | {avail:.1f} |"
+            f"| {db} | {n} | {w} | {nem} | {verdicts} | {ops:.0f} | {rate:.0f} ({slowest:.0f}) |"
+            f" {avail:.1f} |"
             f" {faults} | {', '.join(shapes) or '-'} |"
         )
     tally: dict[str, int] = defaultdict(int)
@@ -189,6 +195,15 @@ def render(results: list[dict[str, Any]]) -> str:
         f"cells: {len(results)}; ops: {total_ops}; "
         + ", ".join(f"{k}: {v}" for k, v in sorted(tally.items())),
     ]
+    for db in sorted({k[0] for k in groups}):
+        mine = [r for r in results if r["cell"]["db"] == db]
+        rates = [(r.get("stats") or {}).get("ops_per_s", 0) for r in mine]
+        shapes = {k for r in mine for k in r.get("fault_kinds", [])}
+        lines.append(
+            f"{db}: {sum(x >= RATE_BAR for x in rates)}/{len(mine)} cells at >= {RATE_BAR} "
+            f"ops/s (slowest {min(rates):.0f}); fewest ops in a history "
+            f"{min(r.get('ops', 0) for r in mine)}; {len(shapes)} fault shapes seen"
+        )
     if len({k[0] for k in groups}) > 1:
         lines += ["", side_by_side(groups)]
     return "\n".join([*(pivot(results, db) for db in sorted({k[0] for k in groups})), *lines])

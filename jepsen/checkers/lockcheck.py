@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
-from jepsen.checkers.result import INVALID, UNKNOWN, VALID, CheckResult
+from jepsen.checkers.result import INVALID, UNKNOWN, VALID, CheckResult, combine
 from jepsen.history import Op
 
 
@@ -60,3 +60,18 @@ def check(ops: list[Op], key: str) -> CheckResult:
         VALID,
         f"{len(acked)} acked critical sections all applied once, in order; {info} unknown",
     )
+
+
+def merge(results: list[CheckResult]) -> CheckResult:
+    """One verdict for several independent locks (each checked on its own register):
+    the worst verdict, with every lock's summary."""
+    verdict = combine(results)
+    if len(results) == 1:
+        return results[0]
+    summary = "; ".join(f"lock {i}: {r.summary}" for i, r in enumerate(results))
+    witness = {
+        f"lock {i}: {kind}": items
+        for i, r in enumerate(results)
+        for kind, items in r.details.get("witness", {}).items()
+    }
+    return CheckResult("lock", verdict, summary, {"witness": witness} if witness else {})

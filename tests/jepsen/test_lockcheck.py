@@ -56,3 +56,15 @@ def test_unknown_appends_may_or_may_not_apply() -> None:
 
 def test_no_final_read_is_unknown() -> None:
     assert lockcheck.check(renumber([append("a", 0, 1)]), K).verdict == "unknown"
+
+
+def test_merge_of_several_locks_keeps_the_worst_verdict_and_its_witness() -> None:
+    good = lockcheck.check(renumber([append("a", 0, 1), final(["a"])]), K)
+    lost = renumber([append("a", 0, 1), append("c", 2, 9), append("b", 5, 6), final(["a", "c"])])
+    bad = lockcheck.check(lost, K)
+    merged = lockcheck.merge([good, bad])
+    assert merged.verdict == "invalid" and merged.name == "lock"
+    assert "lock 1: lost update" in merged.summary.replace("lost update 1", "lost update")
+    assert merged.details["witness"]["lock 1: lost update"][0]["append"]["value"] == "b"
+    assert lockcheck.merge([good, good]).verdict == "valid"
+    assert lockcheck.merge([good]) is good

@@ -85,10 +85,11 @@ def test_stored_cells_are_not_rerun_and_the_tables_compare_dbs(tmp_path: Path) -
     assert code == 1  # unknown is never a pass
     table = (tmp_path / "matrix.md").read_text()
     assert (
-        "| raftkv | 3 | register | kill | valid unknown | 4000 | 210 | 90.0 | 4 | kill:one |"
+        "| raftkv | 3 | register | kill | valid unknown | 4000 | 210 (210) | 90.0 | 4 | kill:one |"
         in table
     )
     assert "cells: 4; ops: 16000; unknown: 1, valid: 3" in table
+    assert "raftkv: 2/2 cells at >= 200 ops/s (slowest 210); fewest ops in a history 4000" in table
     assert "| 3 | register | kill | 90.0 | 80.0 | 4.0 / 20.0 | 4.0 / 20.0 | 1.50 | 1.50 |" in table
 
 
