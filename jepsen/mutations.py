@@ -40,14 +40,20 @@ class Scenario:
     time: float | None = None
     rate: float | None = None
     op_timeout: float | None = None  # client timeout per request (None: the run's 3 s)
+    concurrency: int | None = None  # clients (None: the suite's --concurrency)
 
     @property
     def scenario(self) -> str:
         extra = "".join(f" {k}={v:g}" for k, v in self._overrides().items())
         return f"{self.workload} x {self.nemesis}{extra}"
 
-    def _overrides(self) -> dict[str, float]:
-        pairs = (("time", self.time), ("rate", self.rate), ("op_timeout", self.op_timeout))
+    def _overrides(self) -> dict[str, float | int]:
+        pairs = (
+            ("time", self.time),
+            ("rate", self.rate),
+            ("op_timeout", self.op_timeout),
+            ("concurrency", self.concurrency),
+        )
         return {k: v for k, v in pairs if v is not None}
 
     def config(self, base: dict[str, Any], seed: int, mutated: bool) -> RunConfig:
@@ -78,12 +84,14 @@ TABLE: list[Scenario] = [
     Scenario(
         "no-noop-read-wait",
         "register",
-        "kill:leader",
-        "linearizable",
-        gating=False,
-        note="not detectable yet: the leader sends the new commit index before it applies "
-        "and acks, so a new leader already knows every acked write's commit; needs "
-        "kill:leader while the leader's links are delayed (overlapping faults)",
+        "lag-elect:commit-unknown",
+        "revision-order, linearizable",
+        note="a frame trap leaves the surviving follower holding acked writes it does not "
+        "know are committed; after the leader is killed the lagging node's append acks "
+        "are held 1 s, so the new leader's no-op takes that long to commit",
+        time=25,
+        rate=200,
+        concurrency=20,
     ),
     Scenario(
         "ack-before-fsync",
@@ -137,12 +145,13 @@ TABLE: list[Scenario] = [
     Scenario(
         "truncate-on-stale-append",
         "set",
-        "partition,kill",
+        "lag-elect:stale-append",
         "set (lost), convergence",
-        gating=False,
-        note="not detectable yet: the proxies keep each link's frames in order, so a stale "
-        "append only follows a resend, and the leader re-sends what was truncated; needs "
-        "reordered/duplicated append frames plus a leader crash before the re-send",
+        note="a frame trap re-delivers the append before the last one, 50 ms after the "
+        "follower acked the last; then the leader is killed and the lagging node healed",
+        time=20,
+        rate=100,
+        concurrency=10,
     ),
     Scenario(
         "non-atomic-apply",

@@ -56,6 +56,21 @@ Kinds beyond kill/pause/partition/link:
   window: the majority elects a new leader while the old one, its check-quorum timer
   crawling, believes it still leads for seconds — reads it serves without confirming
   leadership are stale; a correct leader cannot confirm them and serves none.
+  ``stale-append`` and ``commit-unknown`` (proxy backend only) cut the lagging
+  follower(s) off the same way while a frame trap (jepsen/frametrap.py) sits on the
+  leader's link to each remaining follower; 2 s in, the trap fires on the next
+  uncommitted append: ``stale-append`` delivers it and then the append before it
+  again, ``commit-unknown`` delivers it alone; either way nothing more reaches that
+  follower. 0.3 s later — the leader has counted the follower's ack, committed and
+  answered its clients — the leader is killed and the lagging side healed; the trapped
+  follower, the most up to date, is elected. A follower that truncates on the stale
+  append has lost entries the cluster acknowledged. For ``commit-unknown`` the
+  follower's acks are slowed (0.15 s) during the lag, so the leader keeps sending
+  appends whose commit index is that old: at the trap the follower holds 0.15 s of
+  acknowledged writes it does not know are committed, and a new leader that reads
+  before its no-op commits answers without them; after the kill the lagging node's
+  append responses are held 1 s (votes and heartbeat responses overtake them), so
+  that commit takes a second while elections and read confirmations stay fast.
 * ``failpoint:<name>`` (raftkv/testmode.py FAILPOINTS) — arm ``crash`` on one node at
   the fault's start; at its end disarm it, and restart the node if it crashed.
 
@@ -75,6 +90,7 @@ from pathlib import Path
 from typing import Any
 
 from jepsen.cluster import Cluster
+from jepsen.frametrap import FrameTrap, SlowAppendAcks
 from raftkv.testmode import FAILPOINTS
 
 SHAPES: dict[str, list[str]] = {
@@ -98,13 +114,19 @@ SHAPES: dict[str, list[str]] = {
     "stall-kill": sorted(FAILPOINTS),
     # Overlap a lagging follower with a leader crash (the election the lagging node
     # must lose): see the module docstring.
-    "lag-elect": ["kill-leader", "slow-isolated-leader"],
+    "lag-elect": ["kill-leader", "slow-isolated-leader", "stale-append", "commit-unknown"],
     "failpoint": sorted(FAILPOINTS),
 }
 TEST_MODE_KINDS = ("clock", "failpoint", "stall-kill", "lag-elect")
 DELAY = 0.15  # s per chunk: several heartbeats late, below the election timeout
+ACK_HOLD = 1.0  # s a lagging follower's append acks are held (lag-elect:commit-unknown)
 DROP = 0.05  # per-chunk chance the connection dies (loss forces reconnects)
 KINDS = ("none", *SHAPES)
+
+
+def _pass(frame: bytes) -> list[bytes | float | tuple[float, bytes]]:
+    """A tap that forwards every frame as it is."""
+    return [frame]
 
 
 def valid_kind(k: str) -> bool:
@@ -165,6 +187,7 @@ class Nemesis:
         self._skewed: set[str] = set()  # nodes whose clock a fault may have left skewed
         self._armed: dict[str, str] = {}  # node -> failpoint armed and not yet disarmed
         self._new_names = 0
+        self._slow_acks: dict[tuple[str, str], SlowAppendAcks] = {}
 
     def log(self, type_: str, fault: str, **detail: Any) -> dict[str, Any]:
         rec = {"time": round(self.clock(), 4), "type": type_, "fault": fault, **detail}
@@ -315,6 +338,9 @@ class Nemesis:
             if "slowed" in detail:
                 c.net.heal()
                 return {"reset": await self._set_clock(detail["slowed"], 0.0, 1.0)}
+            if "trapped" in detail:
+                detail["acks_held"] = {f"{a}->{b}": t.held for (a, b), t in self._slow_acks.items()}
+                c.net.heal()  # commit-unknown's slowed append acks
             if "leader" in detail:
                 c.start(detail["leader"])
             return {"pids_after": self._pids(c.names)}
@@ -370,6 +396,8 @@ class Nemesis:
         leader = await c.leader()
         if leader is None:
             return {"skipped": "no leader"}
+        if f.shape in ("stale-append", "commit-unknown"):
+            return await self._lag_trap(f, leader)
         if f.shape == "slow-isolated-leader":
             clock = await self._set_clock(leader, 0.0, 0.25)
             c.net.cut_between([leader], [n for n in c.names if n != leader])
@@ -380,6 +408,51 @@ class Nemesis:
         c.kill(leader)
         c.net.heal()
         return {"leader": leader, "behind": behind}
+
+    async def _lag_trap(self, f: Fault, leader: str) -> dict[str, Any]:
+        c = self.cluster
+        if not hasattr(c.net, "tap"):
+            raise RuntimeError(f"lag-elect:{f.shape} needs the proxy backend (--net proxy)")
+        rng = random.Random(f.pick)
+        followers = [n for n in c.names if n != leader]
+        behind = rng.sample(followers, (len(c.names) - 1) // 2)
+        partners = [n for n in followers if n not in behind]
+        mode = "duplicate" if f.shape == "stale-append" else "freeze"
+        traps = {p: FrameTrap(mode, min_pending=4) for p in partners}
+        for p, trap in traps.items():
+            c.net.tap(leader, p, trap)
+        # commit-unknown: the lagging side's append acks to the partners are held
+        # once the leader is gone; tapped now, so that the heal needs no reconnect
+        # (a reconnect loses the first vote messages and slows the election).
+        slow = {(b, p): SlowAppendAcks(ACK_HOLD) for b in behind for p in partners}
+        if mode == "freeze":
+            for b, p in slow:
+                c.net.tap(b, p, slow[(b, p)])
+                c.net.tap(p, b, _pass)  # framed too, for the same reason
+        c.net.cut_between(behind, [n for n in c.names if n not in behind])
+        if mode == "freeze":
+            # Slow acks: the leader pipelines appends that carry a commit index
+            # 0.15 s old, so the follower holds that much it cannot know committed.
+            for p in partners:
+                c.net.set(p, leader, delay=DELAY)
+        await asyncio.sleep(2.0)  # writes commit on leader + partners; `behind` lags
+        for trap in traps.values():
+            trap.armed = True
+        for wait in (2.0, 1.0):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*(t.fired.wait() for t in traps.values())), wait
+                )
+            for trap in traps.values():
+                trap.min_pending = 1
+        # The leader counts the (slowed) acks and answers its clients.
+        await asyncio.sleep(0.3 if mode == "duplicate" else 0.3 + 2 * DELAY)
+        c.kill(leader)
+        kept = [k for b, p in slow for k in ((b, p), (p, b))]
+        c.net.heal(keep_taps=kept if mode == "freeze" else ())
+        fired = {p: {**t.detail, "dropped_after": t.dropped} for p, t in traps.items()}
+        self._slow_acks = slow if mode == "freeze" else {}
+        return {"leader": leader, "behind": behind, "trapped": fired}
 
     # --- leader transfer ---
 

@@ -16,7 +16,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import struct
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+
+FRAME_HEADER = struct.Struct(">I")  # raftkv's peer frames: 4-byte length, then msgpack
+
+# A tap sees each whole frame a link carries (header included) and returns what to
+# forward instead: [frame] passes it, [] drops it, [frame, 0.05, older] adds a
+# duplicate 50 ms later (a number is a pause in seconds before what follows), and
+# [(0.5, frame)] delivers the frame 0.5 s later while later frames overtake it.
+Tap = Callable[[bytes], list[bytes | float | tuple[float, bytes]]]
 
 
 @dataclass
@@ -37,6 +47,14 @@ class Link:
     conns: set[asyncio.Task[None]] = field(default_factory=set)
     writers: set[asyncio.StreamWriter] = field(default_factory=set)
     tainted: set[asyncio.StreamWriter] = field(default_factory=set)
+    # Set by ``ProxyNet.tap``; a connection accepted while it is set is pumped frame by
+    # frame in the src -> dst direction (frames must start at the connection's start).
+    tap: Tap | None = None
+
+
+def _write_unless_closed(w: asyncio.StreamWriter, data: bytes) -> None:
+    if not w.is_closing():
+        w.write(data)
 
 
 class ProxyNet:
@@ -68,9 +86,25 @@ class ProxyNet:
             # Connections open at the cut are poisoned too: drop in-flight data.
             link.tainted |= set(link.writers)
 
-    def heal(self) -> None:
-        """Restore every link and reset connections whose stream lost bytes."""
-        for link in self.links.values():
+    def tap(self, src: str, dst: str, tap: Tap) -> None:
+        """Route link src -> dst's frames through ``tap`` (a scripted fault that must
+        see message boundaries). Open connections are closed so that the sender
+        reconnects and the next connection is framed from its first byte."""
+        link = self.links[(src, dst)]
+        link.tap = tap
+        for w in list(link.writers):
+            w.close()
+
+    def heal(self, keep_taps: Collection[tuple[str, str]] = ()) -> None:
+        """Restore every link and reset connections whose stream lost bytes. Links in
+        ``keep_taps`` keep their tap and their connections: a tapped link drops whole
+        frames while cut, so its stream is intact and needs no reconnect."""
+        for key, link in self.links.items():
+            if link.tap is not None and key in keep_taps:
+                link.tainted.clear()
+            elif link.tap is not None:
+                link.tap = None
+                link.tainted |= set(link.writers)  # its connections skipped frames
             link.state = LinkState()
             for w in list(link.tainted):
                 w.close()
@@ -98,7 +132,8 @@ class ProxyNet:
         if link.state.cut:
             link.tainted.add(uw)
         pair = (w, uw)
-        a = asyncio.ensure_future(self._pump(link, r, uw, pair))
+        forward = self._pump if link.tap is None else self._pump_frames
+        a = asyncio.ensure_future(forward(link, r, uw, pair))
         b = asyncio.ensure_future(self._pump(link, ur, w, pair))
         link.conns |= {a, b}
         try:
@@ -133,6 +168,40 @@ class ProxyNet:
             if st.delay:
                 await asyncio.sleep(st.delay)
             w.write(data)
+            await w.drain()
+
+    async def _pump_frames(
+        self,
+        link: Link,
+        r: asyncio.StreamReader,
+        w: asyncio.StreamWriter,
+        pair: tuple[asyncio.StreamWriter, asyncio.StreamWriter],
+    ) -> None:
+        """Like ``_pump``, one whole frame at a time through the link's tap (cut,
+        delay and drop still apply). Ends, dropping the connection, when the tap is
+        removed: the stream then continues unframed."""
+        while (tap := link.tap) is not None:
+            try:
+                head = await r.readexactly(FRAME_HEADER.size)
+                (n,) = FRAME_HEADER.unpack(head)
+                frame = head + await r.readexactly(n)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            st = link.state
+            if st.cut:
+                continue  # whole frames dropped: the framing survives
+            if st.drop and self.rng.random() < st.drop:
+                return
+            if st.delay:
+                await asyncio.sleep(st.delay)
+            for out in tap(frame):
+                if isinstance(out, bytes):
+                    w.write(out)
+                elif isinstance(out, tuple):
+                    asyncio.get_running_loop().call_later(out[0], _write_unless_closed, w, out[1])
+                else:
+                    await w.drain()
+                    await asyncio.sleep(out)
             await w.drain()
 
     async def close(self) -> None:

@@ -131,8 +131,8 @@ def test_controls_spread_over_distinct_scenarios() -> None:
     assert [(s.workload, s.nemesis) for s, _ in got] == [
         ("register", "kill"),
         ("set", "partition,kill"),
+        ("set", "lag-elect:stale-append"),
         ("register", "kill"),
-        ("set", "partition,kill"),
     ]
     assert [seed for _, seed in got] == [1000, 1001, 1002, 1003]
 
@@ -140,6 +140,8 @@ def test_controls_spread_over_distinct_scenarios() -> None:
 def test_scenario_overrides_reach_mutant_and_control_runs() -> None:
     s = mutations.BY_NAME["leader-reads-no-readindex"]
     assert s.scenario == "register x lag-elect:slow-isolated-leader time=40 rate=100 op_timeout=0.5"
+    noop = mutations.BY_NAME["no-noop-read-wait"]
+    assert noop.config({"concurrency": 6}, 0, True).concurrency == 20
     mutant = s.config({"time": 20.0, "rate": 50.0}, 3, True)
     control = s.config({"time": 20.0, "rate": 50.0}, 1000, False)
     assert (mutant.time, mutant.rate, mutant.mutations, mutant.seed) == (40, 100, s.mutation, 3)

@@ -1,0 +1,138 @@
+"""Frame traps: scripted misdelivery of raftkv's AppendEntries on one proxied link.
+
+Two planted bugs only show when a follower's view of the log goes wrong in a window
+of milliseconds that no random fault hits on purpose:
+
+* a follower that truncates its log on a stale or duplicate append (the planted
+  ``truncate-on-stale-append``) must *receive* an old append after a newer one — TCP
+  proxies keep a link's frames in order, so the trap replays it;
+* a new leader that serves reads before committing an entry of its own term (the
+  planted ``no-noop-read-wait``) is only wrong if it does not yet know that entries it
+  holds are committed — the old leader sends the new commit index before it answers
+  its clients, so the trap swallows every frame after the one that carried them.
+
+A trap is armed by the nemesis (``lag-elect:stale-append`` and
+``lag-elect:commit-unknown`` in jepsen/nemesis.py) and fires once, on an append ``F``
+with entries that the follower cannot have counted as committed yet (``F.first >
+F.commit``): ``duplicate`` forwards ``F`` and then again the append sent just before
+it, 50 ms later (still uncommitted, so a correct follower ignores it and a buggy one
+drops ``F``'s entries — after it has acknowledged them: delivered together, the
+follower would replace ``F``'s entries before its ack left and withdraw the ack),
+``freeze`` forwards ``F`` alone. After firing, every frame is dropped: the
+sender is about to be killed and must not repair the follower first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from raftkv.raft.messages import MessageType
+from raftkv.transport.codec import FRAME_HEADER, MSGS
+
+# Positions in a raftkv wire message (raftkv/transport/codec.py message_to_raw).
+TYPE, TERM, PREV_INDEX, ENTRIES, COMMIT = 0, 3, 5, 6, 7
+ENTRY_INDEX = 1
+REPLAY_AFTER = 0.05  # s between an append and its stale duplicate: the ack has left
+
+
+@dataclass(frozen=True)
+class Appends:
+    """The AppendEntries with entries in one frame, summarised."""
+
+    term: int
+    prev: int  # index just before the first entry
+    first: int
+    last: int
+    commit: int  # the highest commit index the frame tells the follower
+
+
+def appends(frame: bytes) -> Appends | None:
+    """The frame's appends, or None for any other frame (hello, heartbeats, votes)."""
+    body = msgpack.unpackb(frame[FRAME_HEADER.size :], raw=False)
+    if body[0] != MSGS:
+        return None
+    apps = [m for m in body[1] if m[TYPE] == MessageType.APP and m[ENTRIES]]
+    if not apps:
+        return None
+    return Appends(
+        term=max(m[TERM] for m in apps),
+        prev=min(m[PREV_INDEX] for m in apps),
+        first=min(m[ENTRIES][0][ENTRY_INDEX] for m in apps),
+        last=max(m[ENTRIES][-1][ENTRY_INDEX] for m in apps),
+        commit=max(m[COMMIT] for m in apps),
+    )
+
+
+class FrameTrap:
+    """A ``jepsen.proxy.Tap``: passes frames until armed, then fires once (see the
+    module docstring) and drops every frame after."""
+
+    def __init__(self, mode: str, min_pending: int = 1) -> None:
+        if mode not in ("duplicate", "freeze"):
+            raise ValueError(f"unknown trap mode {mode!r}")
+        self.mode = mode
+        # ``freeze`` waits for an append after which the follower holds at least this
+        # many entries it cannot know are committed (the nemesis lowers it to 1 if
+        # none comes): the more acknowledged writes a new leader is unsure of, the
+        # likelier a read of one of them.
+        self.min_pending = min_pending
+        self.armed = False
+        self.fired = asyncio.Event()
+        self.detail: dict[str, Any] = {}
+        self.dropped = 0
+        self._prev: tuple[Appends, bytes] | None = None
+
+    def __call__(self, frame: bytes) -> list[bytes | float | tuple[float, bytes]]:
+        if self.fired.is_set():
+            self.dropped += 1
+            return []
+        app = appends(frame)
+        if app is None:
+            return [frame]
+        prev = self._prev
+        self._prev = (app, frame)
+        if not self.armed or app.first <= app.commit:
+            return [frame]
+        if self.mode == "freeze":
+            if app.last - app.commit < self.min_pending:
+                return [frame]
+            self._fire(app, None)
+            return [frame]
+        if prev is None or prev[0].term != app.term or prev[0].last != app.prev:
+            return [frame]
+        if prev[0].first <= app.commit:
+            return [frame]  # a replay of committed entries would only be refused
+        self._fire(app, prev[0])
+        return [frame, REPLAY_AFTER, prev[1]]
+
+    def _fire(self, app: Appends, replayed: Appends | None) -> None:
+        self.fired.set()
+        self.detail = {"forwarded": [app.first, app.last], "commit_sent": app.commit}
+        if replayed is not None:
+            self.detail["replayed"] = [replayed.first, replayed.last]
+
+
+class SlowAppendAcks:
+    """A ``jepsen.proxy.Tap`` that delivers append responses ``hold`` seconds late and
+    lets everything else (votes, heartbeat responses) overtake them.
+
+    Put on a lagging follower's link to a new leader, it stretches the time until
+    the new leader's no-op commits (the follower's rejection, then its ack, each
+    arrive late) without slowing the election or the heartbeat round that confirms a
+    read — the window in which only a leader that waits for its no-op stays correct.
+    """
+
+    def __init__(self, hold: float) -> None:
+        self.hold = hold
+        self.held = 0
+
+    def __call__(self, frame: bytes) -> list[bytes | float | tuple[float, bytes]]:
+        body = msgpack.unpackb(frame[FRAME_HEADER.size :], raw=False)
+        if body[0] == MSGS and any(m[TYPE] == MessageType.APP_RESP for m in body[1]):
+            self.held += 1
+            return [(self.hold, frame)]
+        return [frame]

@@ -1,0 +1,116 @@
+"""Frame traps misdeliver exactly what they claim: a stale append replayed after the
+newer one (and after a pause), a freeze after the first append with entries the
+follower cannot know committed, append responses held while others overtake them —
+both on frames built by raftkv's own codec and through a real proxied connection."""
+
+from __future__ import annotations
+
+import asyncio
+
+from jepsen.frametrap import REPLAY_AFTER, FrameTrap, SlowAppendAcks, appends
+from jepsen.proxy import ProxyNet
+from raftkv.raft.messages import Entry, Message, MessageType
+from raftkv.transport import codec
+
+
+def app(prev: int, n: int, commit: int, term: int = 2) -> bytes:
+    ents = tuple(Entry(term, prev + 1 + i, data=b"x") for i in range(n))
+    m = Message(MessageType.APP, to=2, frm=1, term=term, log_term=term, index=prev,
+                entries=ents, commit=commit)  # fmt: skip
+    return codec.frame([codec.MSGS, [codec.message_to_raw(m)]])
+
+
+def msg(kind: MessageType) -> bytes:
+    m = Message(kind, to=1, frm=2, term=2)
+    return codec.frame([codec.MSGS, [codec.message_to_raw(m)]])
+
+
+HELLO = codec.frame([codec.HELLO, {"id": 1, "name": "n1", "client_url": "http://x"}])
+HEARTBEAT = msg(MessageType.HEARTBEAT)
+
+
+def test_appends_summarises_only_appends_with_entries() -> None:
+    a = appends(app(10, 3, 9))
+    assert a is not None and (a.prev, a.first, a.last, a.commit, a.term) == (10, 11, 13, 9, 2)
+    assert appends(app(10, 0, 9)) is None  # an empty append carries no entries
+    assert appends(HELLO) is None and appends(HEARTBEAT) is None
+
+
+def test_duplicate_trap_replays_the_previous_uncommitted_append_then_goes_silent() -> None:
+    trap = FrameTrap("duplicate")
+    p, f = app(10, 2, 9), app(12, 1, 10)
+    assert trap(HELLO) == [HELLO] and trap(p) == [p] and trap(f) == [f]  # not armed
+    trap.armed = True
+    committed = app(13, 1, 14)  # its entry is already known committed: no replay
+    assert trap(committed) == [committed]
+    p2, f2 = app(14, 2, 14), app(16, 2, 14)
+    assert trap(p2) == [p2]
+    assert trap(f2) == [f2, REPLAY_AFTER, p2]
+    assert trap.fired.is_set()
+    assert trap.detail == {"forwarded": [17, 18], "commit_sent": 14, "replayed": [15, 16]}
+    assert trap(HEARTBEAT) == [] and trap(app(18, 1, 18)) == [] and trap.dropped == 2
+
+
+def test_duplicate_trap_never_replays_a_non_contiguous_or_older_term_append() -> None:
+    trap = FrameTrap("duplicate")
+    trap.armed = True
+    assert trap(app(10, 2, 5, term=2)) == [app(10, 2, 5, term=2)]
+    gap = app(20, 1, 5, term=2)  # does not follow the previous append
+    assert trap(gap) == [gap]
+    newer = app(21, 1, 5, term=3)  # follows it, but in a new term
+    assert trap(newer) == [newer] and not trap.fired.is_set()
+
+
+def test_freeze_trap_waits_for_enough_pending_entries() -> None:
+    trap = FrameTrap("freeze", min_pending=4)
+    trap.armed = True
+    small, big = app(10, 2, 9), app(12, 3, 9)
+    assert trap(small) == [small] and not trap.fired.is_set()  # 12 - 9 = 3 pending
+    assert trap(big) == [big] and trap.fired.is_set()  # 15 - 9 = 6 pending
+    assert "replayed" not in trap.detail and trap(HEARTBEAT) == []
+
+
+def test_slow_acks_hold_only_append_responses() -> None:
+    slow = SlowAppendAcks(0.7)
+    resp = msg(MessageType.APP_RESP)
+    assert slow(resp) == [(0.7, resp)] and slow.held == 1
+    for other in (msg(MessageType.VOTE_RESP), msg(MessageType.HEARTBEAT_RESP), HELLO):
+        assert slow(other) == [other]
+
+
+async def test_a_tapped_link_duplicates_and_delays_frames_end_to_end() -> None:
+    got: list[bytes] = []
+
+    async def collect(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await r.readexactly(4)
+                got.append(head + await r.readexactly(int.from_bytes(head, "big")))
+            except asyncio.IncompleteReadError:
+                return
+
+    server = await asyncio.start_server(collect, "127.0.0.1", 0)
+    net = ProxyNet()
+    port = await net.add("n1", "n2", server.sockets[0].getsockname()[1])
+    slow = SlowAppendAcks(0.3)
+    net.tap("n1", "n2", slow)
+    resp, vote = msg(MessageType.APP_RESP), msg(MessageType.VOTE_RESP)
+    try:
+        _, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(HELLO + resp + vote)
+        await w.drain()
+        await asyncio.sleep(0.15)
+        assert got == [HELLO, vote]  # the vote overtook the held append response
+        await asyncio.sleep(0.4)
+        assert got == [HELLO, vote, resp]
+        net.cut_between(["n1"], ["n2"], one_way=True)
+        w.write(vote)  # dropped whole: the stream keeps its framing
+        await asyncio.sleep(0.1)
+        net.heal(keep_taps=[("n1", "n2")])
+        w.write(HELLO)
+        await asyncio.sleep(0.2)
+        assert got == [HELLO, vote, resp, HELLO]  # same connection, still framed
+        w.close()
+    finally:
+        await net.close()
+        server.close()
