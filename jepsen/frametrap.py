@@ -34,7 +34,7 @@ from raftkv.raft.messages import MessageType
 from raftkv.transport.codec import FRAME_HEADER, MSGS
 
 # Positions in a raftkv wire message (raftkv/transport/codec.py message_to_raw).
-TYPE, TERM, PREV_INDEX, ENTRIES, COMMIT = 0, 3, 5, 6, 7
+TYPE, TERM, PREV_INDEX, ENTRIES, COMMIT, REJECT = 0, 3, 5, 6, 7, 8
 ENTRY_INDEX = 1
 REPLAY_AFTER = 0.05  # s between an append and its stale duplicate: the ack has left
 
@@ -136,3 +136,96 @@ class SlowAppendAcks:
             self.held += 1
             return [(self.hold, frame)]
         return [frame]
+
+
+class HoldTrap:
+    """A ``jepsen.proxy.Tap`` that, once armed, holds every frame instead of
+    forwarding it, until ``release`` delivers them all in order.
+
+    On an isolated leader's link to a follower it turns the leader's appends into
+    messages from the past: released after another node has been elected and has
+    replicated to that follower, they are appends of a stale term, which a correct
+    follower refuses (the planted ``stale-term-accepted`` obeys them).
+    """
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.held: list[bytes] = []
+        self.released = 0
+        self._writer: asyncio.StreamWriter | None = None
+
+    def attach(self, writer: asyncio.StreamWriter) -> None:
+        """The proxy hands over the connection's downstream writer (see ProxyNet)."""
+        self._writer = writer
+
+    def __call__(self, frame: bytes) -> list[bytes | float | tuple[float, bytes]]:
+        if not self.armed:
+            return [frame]
+        self.held.append(frame)
+        return []
+
+    def release(self) -> int:
+        """Deliver every held frame now; later frames pass. Returns how many."""
+        self.armed = False
+        w = self._writer
+        if w is None or w.is_closing():
+            return 0
+        for frame in self.held:
+            w.write(frame)
+        self.released, self.held = len(self.held), []
+        return self.released
+
+
+class PreVoteGate:
+    """Two ``jepsen.proxy.Tap``s (``side(0)``, ``side(1)``) on the links between two
+    followers that hold pre-vote grants until *both* have granted one, then deliver
+    both at once: each follower passes its pre-vote in the same instant and both
+    become candidates in the same term, their vote requests crossing.
+
+    With pre-vote, two candidates in one term are otherwise rare (the second one's
+    pre-vote reaches a node that is already a candidate and is refused); this is the
+    situation in which a node that grants a second vote in a term (the planted
+    ``double-vote``) elects two leaders.
+    """
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.fired = asyncio.Event()
+        self._held: list[list[bytes]] = [[], []]
+        self._writers: list[asyncio.StreamWriter | None] = [None, None]
+
+    def side(self, i: int) -> _GateSide:
+        return _GateSide(self, i)
+
+    def _offer(self, i: int, frame: bytes) -> list[bytes | float | tuple[float, bytes]]:
+        if not self.armed or self.fired.is_set():
+            return [frame]
+        body = msgpack.unpackb(frame[FRAME_HEADER.size :], raw=False)
+        grant = body[0] == MSGS and any(
+            m[TYPE] == MessageType.PRE_VOTE_RESP and not m[REJECT] for m in body[1]
+        )
+        if not grant:
+            return [frame]  # everything else overtakes a held grant (its own pre-vote too)
+        self._held[i].append(frame)
+        if self._held[0] and self._held[1]:
+            self.fired.set()
+            for j in (0, 1):
+                w = self._writers[j]
+                if j != i and w is not None and not w.is_closing():
+                    for f in self._held[j]:
+                        w.write(f)
+            out: list[bytes | float | tuple[float, bytes]] = list(self._held[i])
+            self._held = [[], []]
+            return out
+        return []
+
+
+class _GateSide:
+    def __init__(self, gate: PreVoteGate, i: int) -> None:
+        self.gate, self.i = gate, i
+
+    def attach(self, writer: asyncio.StreamWriter) -> None:
+        self.gate._writers[self.i] = writer
+
+    def __call__(self, frame: bytes) -> list[bytes | float | tuple[float, bytes]]:
+        return self.gate._offer(self.i, frame)

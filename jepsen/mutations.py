@@ -112,11 +112,14 @@ TABLE: list[Scenario] = [
     ),
     Scenario(
         "double-vote",
-        "register",
-        "kill:leader,partition:isolate-leader",
-        "linearizable, revision-order",
-        note="needs two candidates in one term: every fault forces an election",
-        time=60,
+        "set",
+        "lag-elect:twin-candidates",
+        "set (lost), convergence, recovery",
+        note="the leader is cut off while both followers hold the same log; each one's "
+        "pre-vote grant to the other is held until both granted: two candidates in one term",
+        time=20,
+        rate=100,
+        concurrency=10,
     ),
     Scenario(
         "skip-log-uptodate-check",
@@ -129,10 +132,13 @@ TABLE: list[Scenario] = [
     Scenario(
         "stale-term-accepted",
         "set",
-        "pause:leader",
-        "set (lost), convergence",
-        note="a resumed deposed leader's appends overwrite a follower's newer entries",
-        time=30,
+        "lag-elect:stale-leader",
+        "set (lost), convergence, recovery",
+        note="the isolated old leader's appends are held, then released to a follower "
+        "right after the new leader's first append reached it; the new leader is killed",
+        time=20,
+        rate=100,
+        concurrency=10,
     ),
     Scenario(
         "figure8-commit",

@@ -71,6 +71,19 @@ Kinds beyond kill/pause/partition/link:
   before its no-op commits answers without them; after the kill the lagging node's
   append responses are held 1 s (votes and heartbeat responses overtake them), so
   that commit takes a second while elections and read confirmations stay fast.
+  ``stale-leader`` (3 nodes) holds, instead of delivering, everything the leader sends
+  to either follower and cuts their acks to it, so it keeps appending writes no one
+  else has; the followers elect a new leader, whose first append to the other
+  follower (the victim) is delivered and everything after it dropped; then the old
+  leader's held appends — now of a stale term — are released to the victim, the new
+  leader is killed and everything healed. A follower that obeys stale-term appends
+  overwrites the new leader's entry with the old leader's: the old leader then wins
+  the election, and the restarted new leader holds a committed entry nobody else has.
+  ``twin-candidates`` cuts the leader off and holds each of two followers' pre-vote
+  grants to the other until both have granted one, then delivers both: the two
+  become candidates in the same term and their vote requests cross. A node that
+  grants a second vote in a term makes both leaders of that term; the old leader,
+  healed 1 s later, acknowledges both, and each commits its own entries.
 * ``failpoint:<name>`` (raftkv/testmode.py FAILPOINTS) — arm ``crash`` on one node at
   the fault's start; at its end disarm it, and restart the node if it crashed.
 
@@ -90,7 +103,7 @@ from pathlib import Path
 from typing import Any
 
 from jepsen.cluster import Cluster
-from jepsen.frametrap import FrameTrap, SlowAppendAcks
+from jepsen.frametrap import FrameTrap, HoldTrap, PreVoteGate, SlowAppendAcks
 from raftkv.testmode import FAILPOINTS
 
 SHAPES: dict[str, list[str]] = {
@@ -114,7 +127,14 @@ SHAPES: dict[str, list[str]] = {
     "stall-kill": sorted(FAILPOINTS),
     # Overlap a lagging follower with a leader crash (the election the lagging node
     # must lose): see the module docstring.
-    "lag-elect": ["kill-leader", "slow-isolated-leader", "stale-append", "commit-unknown"],
+    "lag-elect": [
+        "kill-leader",
+        "slow-isolated-leader",
+        "stale-append",
+        "commit-unknown",
+        "stale-leader",
+        "twin-candidates",
+    ],
     "failpoint": sorted(FAILPOINTS),
 }
 TEST_MODE_KINDS = ("clock", "failpoint", "stall-kill", "lag-elect")
@@ -398,6 +418,10 @@ class Nemesis:
             return {"skipped": "no leader"}
         if f.shape in ("stale-append", "commit-unknown"):
             return await self._lag_trap(f, leader)
+        if f.shape == "stale-leader":
+            return await self._stale_leader(leader)
+        if f.shape == "twin-candidates":
+            return await self._twin_candidates(leader)
         if f.shape == "slow-isolated-leader":
             clock = await self._set_clock(leader, 0.0, 0.25)
             c.net.cut_between([leader], [n for n in c.names if n != leader])
@@ -453,6 +477,88 @@ class Nemesis:
         fired = {p: {**t.detail, "dropped_after": t.dropped} for p, t in traps.items()}
         self._slow_acks = slow if mode == "freeze" else {}
         return {"leader": leader, "behind": behind, "trapped": fired}
+
+    async def _stale_leader(self, leader: str) -> dict[str, Any]:
+        """The old leader's appends arrive after a new leader's (see the docstring)."""
+        c = self.cluster
+        if not hasattr(c.net, "tap"):
+            raise RuntimeError("lag-elect:stale-leader needs the proxy backend (--net proxy)")
+        others = [n for n in c.names if n != leader]
+        holds = {p: HoldTrap() for p in others}
+        freezes = {(a, b): FrameTrap("freeze") for a in others for b in others if a != b}
+        for p, hold in holds.items():
+            c.net.tap(leader, p, hold)
+        for (a, b), trap in freezes.items():
+            c.net.tap(a, b, trap)
+        await asyncio.sleep(0.3)  # the tapped links reconnect, framed from the start
+        for hold in holds.values():
+            hold.armed = True
+        for p in others:
+            c.net.set(p, leader, cut=True)  # no acks: the old leader commits nothing
+        for trap in freezes.values():
+            trap.armed = True
+        fired = None
+        for _ in range(100):  # a new leader's first append with entries freezes its link
+            fired = next((k for k, t in freezes.items() if t.fired.is_set()), None)
+            if fired is not None:
+                break
+            await asyncio.sleep(0.1)
+        if fired is None:
+            c.net.heal()
+            return {"leader": leader, "skipped": "no new leader within 10 s"}
+        new, victim = fired
+        await asyncio.sleep(0.1)  # the victim's ack reached the new leader
+        released = holds[victim].release()
+        await asyncio.sleep(0.3)
+        c.kill(new)
+        c.net.heal()
+        return {
+            "leader": new,  # killed: restarted at the window's end
+            "old_leader": leader,
+            "victim": victim,
+            "frozen": freezes[fired].detail,
+            "stale_frames_released": released,
+        }
+
+    async def _twin_candidates(self, leader: str) -> dict[str, Any]:
+        """Two followers made candidates in one term (see the module docstring)."""
+        c = self.cluster
+        if not hasattr(c.net, "tap"):
+            raise RuntimeError("lag-elect:twin-candidates needs the proxy backend")
+        a, b = [n for n in c.names if n != leader][:2]
+        gate = PreVoteGate()
+        c.net.tap(a, b, gate.side(0))
+        c.net.tap(b, a, gate.side(1))
+        await asyncio.sleep(0.3)  # the tapped links reconnect, framed from the start
+        # Both must hold the same log, or the longer one refuses the other's pre-vote:
+        # cut the leader off and keep the cut only if the two logs ended equal.
+        equal, tries = False, 0
+        while not equal and tries < 6:
+            tries += 1
+            c.net.cut_between([leader], [n for n in c.names if n != leader])
+            await asyncio.sleep(0.15)
+            last = []
+            for n in (a, b):
+                code, st = await c.call(n, "GET", "/debug/status")
+                last.append(st.get("last_index") if code == 200 and isinstance(st, dict) else n)
+            equal = last[0] == last[1]
+            if not equal:
+                c.net.heal()
+                await asyncio.sleep(1.0)
+        if not equal:
+            c.net.heal()
+            return {"old_leader": leader, "skipped": f"logs never equal in {tries} cuts"}
+        gate.armed = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(gate.fired.wait(), 8.0)
+        await asyncio.sleep(1.0)  # votes cross; the old leader comes back to both
+        c.net.heal()
+        return {
+            "old_leader": leader,
+            "twins": [a, b],
+            "cuts": tries,
+            "gate_fired": gate.fired.is_set(),
+        }
 
     # --- leader transfer ---
 

@@ -179,7 +179,10 @@ class ProxyNet:
     ) -> None:
         """Like ``_pump``, one whole frame at a time through the link's tap (cut,
         delay and drop still apply). Ends, dropping the connection, when the tap is
-        removed: the stream then continues unframed."""
+        removed: the stream then continues unframed. A tap with an ``attach`` method
+        gets the downstream writer, to deliver frames it held on its own schedule."""
+        if (attach := getattr(link.tap, "attach", None)) is not None:
+            attach(w)
         while (tap := link.tap) is not None:
             try:
                 head = await r.readexactly(FRAME_HEADER.size)

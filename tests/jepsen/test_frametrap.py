@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import asyncio
 
-from jepsen.frametrap import REPLAY_AFTER, FrameTrap, SlowAppendAcks, appends
+from jepsen.frametrap import (
+    REPLAY_AFTER,
+    FrameTrap,
+    HoldTrap,
+    PreVoteGate,
+    SlowAppendAcks,
+    appends,
+)
 from jepsen.proxy import ProxyNet
 from raftkv.raft.messages import Entry, Message, MessageType
 from raftkv.transport import codec
@@ -110,6 +117,69 @@ async def test_a_tapped_link_duplicates_and_delays_frames_end_to_end() -> None:
         w.write(HELLO)
         await asyncio.sleep(0.2)
         assert got == [HELLO, vote, resp, HELLO]  # same connection, still framed
+        w.close()
+    finally:
+        await net.close()
+        server.close()
+
+
+def prevote_grant(reject: bool = False) -> bytes:
+    m = Message(MessageType.PRE_VOTE_RESP, to=1, frm=2, term=3, reject=reject)
+    return codec.frame([codec.MSGS, [codec.message_to_raw(m)]])
+
+
+def test_prevote_gate_releases_both_grants_only_once_both_sides_granted() -> None:
+    gate = PreVoteGate()
+    a, b = gate.side(0), gate.side(1)
+    grant, refusal, vote = prevote_grant(), prevote_grant(reject=True), msg(MessageType.VOTE)
+    assert a(grant) == [grant]  # not armed yet
+    gate.armed = True
+    assert a(refusal) == [refusal] and a(grant) == [] and a(vote) == [vote]
+    assert not gate.fired.is_set()
+    out = b(grant)  # the second side's grant: both go out now
+    assert out == [grant] and gate.fired.is_set()
+    assert a(grant) == [grant] and b(grant) == [grant]  # fired once: everything passes
+
+
+def test_hold_trap_holds_while_armed_and_releases_in_order() -> None:
+    hold = HoldTrap()
+    first, second = app(10, 1, 9), app(11, 1, 9)
+    assert hold(HELLO) == [HELLO]
+    hold.armed = True
+    assert hold(first) == [] and hold(second) == []
+    assert hold.release() == 0  # no connection attached: nothing delivered
+    assert hold(HEARTBEAT) == [HEARTBEAT]  # disarmed by release
+
+
+async def test_a_hold_trap_delivers_what_it_held_through_the_proxy() -> None:
+    got: list[bytes] = []
+
+    async def collect(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await r.readexactly(4)
+                got.append(head + await r.readexactly(int.from_bytes(head, "big")))
+            except asyncio.IncompleteReadError:
+                return
+
+    server = await asyncio.start_server(collect, "127.0.0.1", 0)
+    net = ProxyNet()
+    port = await net.add("n1", "n2", server.sockets[0].getsockname()[1])
+    hold = HoldTrap()
+    net.tap("n1", "n2", hold)
+    first, second = app(10, 1, 9), app(11, 1, 9)
+    try:
+        _, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(HELLO)
+        await w.drain()
+        await asyncio.sleep(0.1)
+        hold.armed = True
+        w.write(first + second)
+        await asyncio.sleep(0.2)
+        assert got == [HELLO]
+        assert hold.release() == 2
+        await asyncio.sleep(0.1)
+        assert got == [HELLO, first, second]
         w.close()
     finally:
         await net.close()
