@@ -178,9 +178,12 @@ class HoldTrap:
 
 class PreVoteGate:
     """Two ``jepsen.proxy.Tap``s (``side(0)``, ``side(1)``) on the links between two
-    followers that hold pre-vote grants until *both* have granted one, then deliver
-    both at once: each follower passes its pre-vote in the same instant and both
-    become candidates in the same term, their vote requests crossing.
+    followers that make them candidates of the same term with crossing vote requests.
+
+    Stage 1 holds each one's pre-vote *grant* to the other until both have granted
+    one, then delivers both at once: both pass their pre-vote together. Stage 2 holds
+    each one's vote request until both have sent one: both are candidates of the same
+    term before either hears of the other. Everything else overtakes what is held.
 
     With pre-vote, two candidates in one term are otherwise rare (the second one's
     pre-vote reaches a node that is already a candidate and is refused); this is the
@@ -190,34 +193,38 @@ class PreVoteGate:
 
     def __init__(self) -> None:
         self.armed = False
-        self.fired = asyncio.Event()
+        self.stage = 0
+        self.fired = asyncio.Event()  # both stages done
         self._held: list[list[bytes]] = [[], []]
         self._writers: list[asyncio.StreamWriter | None] = [None, None]
 
     def side(self, i: int) -> _GateSide:
         return _GateSide(self, i)
 
+    def _wanted(self, m: list[Any]) -> bool:
+        if self.stage == 0:
+            return bool(m[TYPE] == MessageType.PRE_VOTE_RESP and not m[REJECT])
+        return bool(m[TYPE] == MessageType.VOTE)
+
     def _offer(self, i: int, frame: bytes) -> list[bytes | float | tuple[float, bytes]]:
         if not self.armed or self.fired.is_set():
             return [frame]
         body = msgpack.unpackb(frame[FRAME_HEADER.size :], raw=False)
-        grant = body[0] == MSGS and any(
-            m[TYPE] == MessageType.PRE_VOTE_RESP and not m[REJECT] for m in body[1]
-        )
-        if not grant:
-            return [frame]  # everything else overtakes a held grant (its own pre-vote too)
+        if body[0] != MSGS or not any(self._wanted(m) for m in body[1]):
+            return [frame]  # everything else overtakes what is held
         self._held[i].append(frame)
-        if self._held[0] and self._held[1]:
+        if not (self._held[0] and self._held[1]):
+            return []
+        other = self._writers[1 - i]
+        if other is not None and not other.is_closing():
+            for f in self._held[1 - i]:
+                other.write(f)
+        out: list[bytes | float | tuple[float, bytes]] = list(self._held[i])
+        self._held = [[], []]
+        self.stage += 1
+        if self.stage == 2:
             self.fired.set()
-            for j in (0, 1):
-                w = self._writers[j]
-                if j != i and w is not None and not w.is_closing():
-                    for f in self._held[j]:
-                        w.write(f)
-            out: list[bytes | float | tuple[float, bytes]] = list(self._held[i])
-            self._held = [[], []]
-            return out
-        return []
+        return out
 
 
 class _GateSide:
@@ -229,3 +236,68 @@ class _GateSide:
 
     def __call__(self, frame: bytes) -> list[bytes | float | tuple[float, bytes]]:
         return self.gate._offer(self.i, frame)
+
+
+class RevealTrap:
+    """A ``jepsen.proxy.Tap`` on a link between followers: once armed, it lets a new
+    leader's appends through until the first frame that would tell the follower
+    anything of the new term is committed (an append's or heartbeat's commit index
+    reaching the term's first entry), and drops that frame and every one after it.
+
+    The follower is left holding the new leader's no-op and whatever client writes
+    came with it — acknowledged by the leader once the (slowed) acks arrive — while
+    it still believes none of them is committed: the one state in which a follower
+    that obeys a stale leader's append (``stale-term-accepted``) can overwrite them.
+    """
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.fired = asyncio.Event()
+        self.detail: dict[str, Any] = {}
+        self.dropped = 0
+        self._term_start: int | None = None
+        self._held_through = 0
+
+    def __call__(self, frame: bytes) -> list[bytes | float | tuple[float, bytes]]:
+        if self.fired.is_set():
+            self.dropped += 1
+            return []
+        if not self.armed:
+            return [frame]
+        body = msgpack.unpackb(frame[FRAME_HEADER.size :], raw=False)
+        if body[0] != MSGS:
+            return [frame]
+        msgs = [m for m in body[1] if m[TYPE] in (MessageType.APP, MessageType.HEARTBEAT)]
+        if self._term_start is None:
+            firsts = [m[ENTRIES][0][ENTRY_INDEX] for m in msgs if m[ENTRIES]]
+            if firsts:
+                self._term_start = min(firsts)
+        start = self._term_start
+        if start is not None and any(m[COMMIT] >= start for m in msgs):
+            self.fired.set()
+            self.detail = {"term_start": start, "held_through": self._held_through}
+            self.dropped += 1
+            return []
+        for m in msgs:
+            if m[ENTRIES]:
+                self._held_through = max(self._held_through, m[ENTRIES][-1][ENTRY_INDEX])
+        return [frame]
+
+
+class Chain:
+    """Two taps in a row on one link (each frame through the first, what it passes
+    through the second); ``attach`` reaches both."""
+
+    def __init__(self, first: Any, second: Any) -> None:
+        self.first, self.second = first, second
+
+    def attach(self, writer: asyncio.StreamWriter) -> None:
+        for t in (self.first, self.second):
+            if (attach := getattr(t, "attach", None)) is not None:
+                attach(writer)
+
+    def __call__(self, frame: bytes) -> list[bytes | float | tuple[float, bytes]]:
+        out: list[bytes | float | tuple[float, bytes]] = []
+        for item in self.first(frame):
+            out.extend(self.second(item) if isinstance(item, bytes) else [item])
+        return out

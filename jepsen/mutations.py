@@ -131,11 +131,12 @@ TABLE: list[Scenario] = [
     ),
     Scenario(
         "stale-term-accepted",
-        "set",
+        "register",
         "lag-elect:stale-leader",
-        "set (lost), convergence, recovery",
-        note="the isolated old leader's appends are held, then released to a follower "
-        "right after the new leader's first append reached it; the new leader is killed",
+        "linearizable, revision-order, convergence",
+        note="the isolated old leader's appends are held, then released to a follower that "
+        "holds the new leader's acked writes but not their commit; the new leader is "
+        "killed (register: blind writes reach a new leader before its no-op commits)",
         time=20,
         rate=100,
         concurrency=10,

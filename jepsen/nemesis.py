@@ -73,12 +73,14 @@ Kinds beyond kill/pause/partition/link:
   that commit takes a second while elections and read confirmations stay fast.
   ``stale-leader`` (3 nodes) holds, instead of delivering, everything the leader sends
   to either follower and cuts their acks to it, so it keeps appending writes no one
-  else has; the followers elect a new leader, whose first append to the other
-  follower (the victim) is delivered and everything after it dropped; then the old
+  else has. The followers elect a new leader; its append acks are held 0.3 s, so it
+  keeps sending appends whose commit index predates its term while client writes
+  arrive, and the first frame that would tell the other follower (the victim) that
+  anything of the new term is committed is dropped, with all after it. Then the old
   leader's held appends — now of a stale term — are released to the victim, the new
   leader is killed and everything healed. A follower that obeys stale-term appends
-  overwrites the new leader's entry with the old leader's: the old leader then wins
-  the election, and the restarted new leader holds a committed entry nobody else has.
+  overwrites the new leader's acknowledged writes with the old leader's entries, and
+  the old leader, now as up to date as the victim, can be elected: the writes are lost.
   ``twin-candidates`` cuts the leader off and holds each of two followers' pre-vote
   grants to the other until both have granted one, then delivers both: the two
   become candidates in the same term and their vote requests cross. A node that
@@ -103,7 +105,14 @@ from pathlib import Path
 from typing import Any
 
 from jepsen.cluster import Cluster
-from jepsen.frametrap import FrameTrap, HoldTrap, PreVoteGate, SlowAppendAcks
+from jepsen.frametrap import (
+    Chain,
+    FrameTrap,
+    HoldTrap,
+    PreVoteGate,
+    RevealTrap,
+    SlowAppendAcks,
+)
 from raftkv.testmode import FAILPOINTS
 
 SHAPES: dict[str, list[str]] = {
@@ -139,6 +148,7 @@ SHAPES: dict[str, list[str]] = {
 }
 TEST_MODE_KINDS = ("clock", "failpoint", "stall-kill", "lag-elect")
 DELAY = 0.15  # s per chunk: several heartbeats late, below the election timeout
+STALE_ACK_HOLD = 0.3  # s a new leader's acks are held (lag-elect:stale-leader)
 ACK_HOLD = 1.0  # s a lagging follower's append acks are held (lag-elect:commit-unknown)
 DROP = 0.05  # per-chunk chance the connection dies (loss forces reconnects)
 KINDS = ("none", *SHAPES)
@@ -485,29 +495,29 @@ class Nemesis:
             raise RuntimeError("lag-elect:stale-leader needs the proxy backend (--net proxy)")
         others = [n for n in c.names if n != leader]
         holds = {p: HoldTrap() for p in others}
-        freezes = {(a, b): FrameTrap("freeze") for a in others for b in others if a != b}
+        reveals = {(a, b): RevealTrap() for a in others for b in others if a != b}
         for p, hold in holds.items():
             c.net.tap(leader, p, hold)
-        for (a, b), trap in freezes.items():
-            c.net.tap(a, b, trap)
+        for (a, b), trap in reveals.items():
+            # a -> b carries a's appends to b (a leads) and a's acks to b (b leads)
+            c.net.tap(a, b, Chain(trap, SlowAppendAcks(STALE_ACK_HOLD)))
         await asyncio.sleep(0.3)  # the tapped links reconnect, framed from the start
         for hold in holds.values():
             hold.armed = True
         for p in others:
             c.net.set(p, leader, cut=True)  # no acks: the old leader commits nothing
-        for trap in freezes.values():
+        for trap in reveals.values():
             trap.armed = True
         fired = None
-        for _ in range(100):  # a new leader's first append with entries freezes its link
-            fired = next((k for k, t in freezes.items() if t.fired.is_set()), None)
+        for _ in range(100):  # a new leader is about to reveal its term's commit
+            fired = next((k for k, t in reveals.items() if t.fired.is_set()), None)
             if fired is not None:
                 break
             await asyncio.sleep(0.1)
         if fired is None:
             c.net.heal()
-            return {"leader": leader, "skipped": "no new leader within 10 s"}
+            return {"old_leader": leader, "skipped": "no new leader within 10 s"}
         new, victim = fired
-        await asyncio.sleep(0.1)  # the victim's ack reached the new leader
         released = holds[victim].release()
         await asyncio.sleep(0.3)
         c.kill(new)
@@ -516,7 +526,7 @@ class Nemesis:
             "leader": new,  # killed: restarted at the window's end
             "old_leader": leader,
             "victim": victim,
-            "frozen": freezes[fired].detail,
+            "revealed": reveals[fired].detail,
             "stale_frames_released": released,
         }
 

@@ -128,17 +128,17 @@ def prevote_grant(reject: bool = False) -> bytes:
     return codec.frame([codec.MSGS, [codec.message_to_raw(m)]])
 
 
-def test_prevote_gate_releases_both_grants_only_once_both_sides_granted() -> None:
+def test_prevote_gate_crosses_grants_then_vote_requests() -> None:
     gate = PreVoteGate()
     a, b = gate.side(0), gate.side(1)
     grant, refusal, vote = prevote_grant(), prevote_grant(reject=True), msg(MessageType.VOTE)
     assert a(grant) == [grant]  # not armed yet
     gate.armed = True
-    assert a(refusal) == [refusal] and a(grant) == [] and a(vote) == [vote]
-    assert not gate.fired.is_set()
-    out = b(grant)  # the second side's grant: both go out now
-    assert out == [grant] and gate.fired.is_set()
-    assert a(grant) == [grant] and b(grant) == [grant]  # fired once: everything passes
+    assert a(refusal) == [refusal] and a(grant) == [] and a(HEARTBEAT) == [HEARTBEAT]
+    assert b(grant) == [grant] and gate.stage == 1  # both granted: both go out now
+    assert b(vote) == [] and a(grant) == [grant]  # stage 2 holds vote requests only
+    assert a(vote) == [vote] and gate.fired.is_set()
+    assert a(vote) == [vote] and b(grant) == [grant]  # done: everything passes
 
 
 def test_hold_trap_holds_while_armed_and_releases_in_order() -> None:
