@@ -36,6 +36,20 @@ HELLO = codec.frame([codec.HELLO, {"id": 1, "name": "n1", "client_url": "http://
 HEARTBEAT = msg(MessageType.HEARTBEAT)
 
 
+async def frame_sink(got: list[bytes]) -> asyncio.Server:
+    """A peer that records every whole frame it receives, in order."""
+
+    async def collect(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await r.readexactly(4)
+                got.append(head + await r.readexactly(int.from_bytes(head, "big")))
+            except asyncio.IncompleteReadError:
+                return
+
+    return await asyncio.start_server(collect, "127.0.0.1", 0)
+
+
 def test_appends_summarises_only_appends_with_entries() -> None:
     a = appends(app(10, 3, 9))
     assert a is not None and (a.prev, a.first, a.last, a.commit, a.term) == (10, 11, 13, 9, 2)
@@ -87,16 +101,7 @@ def test_slow_acks_hold_only_append_responses() -> None:
 
 async def test_a_tapped_link_duplicates_and_delays_frames_end_to_end() -> None:
     got: list[bytes] = []
-
-    async def collect(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                head = await r.readexactly(4)
-                got.append(head + await r.readexactly(int.from_bytes(head, "big")))
-            except asyncio.IncompleteReadError:
-                return
-
-    server = await asyncio.start_server(collect, "127.0.0.1", 0)
+    server = await frame_sink(got)
     net = ProxyNet()
     port = await net.add("n1", "n2", server.sockets[0].getsockname()[1])
     slow = SlowAppendAcks(0.3)
@@ -153,16 +158,7 @@ def test_hold_trap_holds_while_armed_and_releases_in_order() -> None:
 
 async def test_a_hold_trap_delivers_what_it_held_through_the_proxy() -> None:
     got: list[bytes] = []
-
-    async def collect(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                head = await r.readexactly(4)
-                got.append(head + await r.readexactly(int.from_bytes(head, "big")))
-            except asyncio.IncompleteReadError:
-                return
-
-    server = await asyncio.start_server(collect, "127.0.0.1", 0)
+    server = await frame_sink(got)
     net = ProxyNet()
     port = await net.add("n1", "n2", server.sockets[0].getsockname()[1])
     hold = HoldTrap()
