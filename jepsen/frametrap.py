@@ -50,12 +50,15 @@ class Appends:
     commit: int  # the highest commit index the frame tells the follower
 
 
+def messages(frame: bytes) -> list[list[Any]]:
+    """The raw Raft messages a frame carries (none for hello and snapshot frames)."""
+    body = msgpack.unpackb(frame[FRAME_HEADER.size :], raw=False)
+    return list(body[1]) if body[0] == MSGS else []
+
+
 def appends(frame: bytes) -> Appends | None:
     """The frame's appends, or None for any other frame (hello, heartbeats, votes)."""
-    body = msgpack.unpackb(frame[FRAME_HEADER.size :], raw=False)
-    if body[0] != MSGS:
-        return None
-    apps = [m for m in body[1] if m[TYPE] == MessageType.APP and m[ENTRIES]]
+    apps = [m for m in messages(frame) if m[TYPE] == MessageType.APP and m[ENTRIES]]
     if not apps:
         return None
     return Appends(
@@ -131,8 +134,7 @@ class SlowAppendAcks:
         self.held = 0
 
     def __call__(self, frame: bytes) -> list[bytes | float | tuple[float, bytes]]:
-        body = msgpack.unpackb(frame[FRAME_HEADER.size :], raw=False)
-        if body[0] == MSGS and any(m[TYPE] == MessageType.APP_RESP for m in body[1]):
+        if any(m[TYPE] == MessageType.APP_RESP for m in messages(frame)):
             self.held += 1
             return [(self.hold, frame)]
         return [frame]
@@ -209,8 +211,7 @@ class PreVoteGate:
     def _offer(self, i: int, frame: bytes) -> list[bytes | float | tuple[float, bytes]]:
         if not self.armed or self.fired.is_set():
             return [frame]
-        body = msgpack.unpackb(frame[FRAME_HEADER.size :], raw=False)
-        if body[0] != MSGS or not any(self._wanted(m) for m in body[1]):
+        if not any(self._wanted(m) for m in messages(frame)):
             return [frame]  # everything else overtakes what is held
         self._held[i].append(frame)
         if not (self._held[0] and self._held[1]):
@@ -264,10 +265,10 @@ class RevealTrap:
             return []
         if not self.armed:
             return [frame]
-        body = msgpack.unpackb(frame[FRAME_HEADER.size :], raw=False)
-        if body[0] != MSGS:
+        kinds = (MessageType.APP, MessageType.HEARTBEAT)
+        msgs = [m for m in messages(frame) if m[TYPE] in kinds]
+        if not msgs:
             return [frame]
-        msgs = [m for m in body[1] if m[TYPE] in (MessageType.APP, MessageType.HEARTBEAT)]
         if self._term_start is None:
             firsts = [m[ENTRIES][0][ENTRY_INDEX] for m in msgs if m[ENTRIES]]
             if firsts:

@@ -368,12 +368,13 @@ class Nemesis:
             if "slowed" in detail:
                 c.net.heal()
                 return {"reset": await self._set_clock(detail["slowed"], 0.0, 1.0)}
+            out = {}
             if "trapped" in detail:
-                detail["acks_held"] = {f"{a}->{b}": t.held for (a, b), t in self._slow_acks.items()}
+                out["acks_held"] = {f"{a}->{b}": t.held for (a, b), t in self._slow_acks.items()}
                 c.net.heal()  # commit-unknown's slowed append acks
             if "leader" in detail:
                 c.start(detail["leader"])
-            return {"pids_after": self._pids(c.names)}
+            return {**out, "pids_after": self._pids(c.names)}
         elif f.kind == "failpoint":
             n = targets[0]
             out: dict[str, Any] = {}

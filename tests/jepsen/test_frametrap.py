@@ -9,9 +9,11 @@ import asyncio
 
 from jepsen.frametrap import (
     REPLAY_AFTER,
+    Chain,
     FrameTrap,
     HoldTrap,
     PreVoteGate,
+    RevealTrap,
     SlowAppendAcks,
     appends,
 )
@@ -180,3 +182,31 @@ async def test_a_hold_trap_delivers_what_it_held_through_the_proxy() -> None:
     finally:
         await net.close()
         server.close()
+
+
+def heartbeat(commit: int) -> bytes:
+    m = Message(MessageType.HEARTBEAT, to=2, frm=1, term=3, commit=commit)
+    return codec.frame([codec.MSGS, [codec.message_to_raw(m)]])
+
+
+def test_reveal_trap_drops_the_first_frame_that_would_reveal_the_new_terms_commit() -> None:
+    trap = RevealTrap()
+    early = app(40, 1, 40)
+    assert trap(early) == [early]  # not armed
+    trap.armed = True
+    noop, writes = app(50, 1, 50, term=3), app(51, 3, 50, term=3)  # term starts at 51
+    assert trap(noop) == [noop] and trap(writes) == [writes]
+    assert trap(heartbeat(50)) == [heartbeat(50)]  # still says nothing of the new term
+    assert trap(heartbeat(51)) == [] and trap.fired.is_set()
+    assert trap.detail == {"term_start": 51, "held_through": 54}
+    assert trap(app(54, 1, 54, term=3)) == [] and trap.dropped == 2
+
+
+def test_chain_feeds_the_first_taps_output_through_the_second() -> None:
+    trap, slow = FrameTrap("freeze"), SlowAppendAcks(0.2)
+    chain = Chain(trap, slow)
+    resp = msg(MessageType.APP_RESP)
+    assert chain(resp) == [(0.2, resp)] and chain(HELLO) == [HELLO]
+    trap.armed = True
+    pending = app(10, 2, 9)
+    assert chain(pending) == [pending] and chain(resp) == []  # frozen: the first drops it

@@ -19,6 +19,13 @@ def test_schedule_is_seeded_and_bounded() -> None:
     assert all(x.start + x.duration < y for x, y in zip(a, starts[1:], strict=False))
 
 
+def test_shapes_are_dealt_in_rotation_so_a_few_seeds_cover_them_all() -> None:
+    for kind in ("kill", "partition"):
+        seen = [f.shape for seed in (1, 2, 3) for f in schedule([kind], 25, seed)]
+        assert set(seen) == set(SHAPES[kind]), (kind, seen)
+    assert schedule(["kill:leader"], 25, 2)[0].shape == "leader"  # a fixed shape stays
+
+
 def test_none_schedules_nothing() -> None:
     assert schedule(["none"], 120, 1) == []
 
