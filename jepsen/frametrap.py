@@ -25,6 +25,7 @@ sender is about to be killed and must not repair the follower first.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,10 +33,11 @@ import msgpack
 
 from raftkv.raft.messages import MessageType
 from raftkv.transport.codec import FRAME_HEADER, MSGS
+from raftkv.transport.codec import frame as codec_frame
 
 # Positions in a raftkv wire message (raftkv/transport/codec.py message_to_raw).
 TYPE, TERM, PREV_INDEX, ENTRIES, COMMIT, REJECT = 0, 3, 5, 6, 7, 8
-ENTRY_INDEX = 1
+ENTRY_TERM, ENTRY_INDEX = 0, 1
 REPLAY_AFTER = 0.05  # s between an append and its stale duplicate: the ack has left
 
 
@@ -154,11 +156,14 @@ class HoldTrap:
         self.armed = False
         self.held: list[bytes] = []
         self.released = 0
+        self.attaches = 0  # connections seen: a restarted receiver means a new one
         self._writer: asyncio.StreamWriter | None = None
 
     def attach(self, writer: asyncio.StreamWriter) -> None:
-        """The proxy hands over the connection's downstream writer (see ProxyNet)."""
+        """The proxy hands over the connection's downstream writer (see ProxyNet);
+        frames held from an earlier connection go out on the newest one."""
         self._writer = writer
+        self.attaches += 1
 
     def __call__(self, frame: bytes) -> list[bytes | float | tuple[float, bytes]]:
         if not self.armed:
@@ -283,6 +288,58 @@ class RevealTrap:
             if m[ENTRIES]:
                 self._held_through = max(self._held_through, m[ENTRIES][-1][ENTRY_INDEX])
         return [frame]
+
+
+def rewrite(frame: bytes, edit: Callable[[list[Any]], list[Any] | None]) -> bytes | None:
+    """The frame with ``edit`` applied to each Raft message it carries (None drops
+    the message), re-framed; None when no message is left. Other frames pass as is."""
+    body = msgpack.unpackb(frame[FRAME_HEADER.size :], raw=False)
+    if body[0] != MSGS:
+        return frame
+    kept = [out for m in body[1] if (out := edit(m)) is not None]
+    return codec_frame([MSGS, kept]) if kept else None
+
+
+class EntryFilter:
+    """A ``jepsen.proxy.Tap`` whose mode the nemesis switches during a script:
+
+    * ``pass`` — every frame as it is;
+    * ``no-appends`` — appends that carry entries are dropped; votes, heartbeats and
+      every response pass, so a new leader keeps its first entry to itself while it
+      stays leader;
+    * ``old-terms-only`` — from each append the entries of the sender's current term
+      are cut, the rest delivered: the follower acknowledges a leader's older-term
+      entries without its no-op — the one ack a leader must not commit on (Raft
+      §5.4.2, Figure 8) and the planted ``figure8-commit`` does.
+    """
+
+    MODES = ("pass", "no-appends", "old-terms-only")
+
+    def __init__(self) -> None:
+        self.mode = "pass"
+        self.dropped = 0  # appends dropped (no-appends)
+        self.cut_entries = 0  # current-term entries cut (old-terms-only)
+        self.commit_told = 0  # highest commit index delivered while old-terms-only
+
+    def __call__(self, frame: bytes) -> list[bytes | float | tuple[float, bytes]]:
+        if self.mode == "pass":
+            return [frame]
+        if self.mode not in self.MODES:
+            raise ValueError(f"unknown mode {self.mode!r}")
+        out = rewrite(frame, self._edit)
+        return [out] if out is not None else []
+
+    def _edit(self, m: list[Any]) -> list[Any] | None:
+        if m[TYPE] in (MessageType.APP, MessageType.HEARTBEAT) and self.mode == "old-terms-only":
+            self.commit_told = max(self.commit_told, m[COMMIT])
+        if m[TYPE] != MessageType.APP or not m[ENTRIES]:
+            return m
+        if self.mode == "no-appends":
+            self.dropped += 1
+            return None
+        old = [e for e in m[ENTRIES] if e[ENTRY_TERM] < m[TERM]]
+        self.cut_entries += len(m[ENTRIES]) - len(old)
+        return [*m[:ENTRIES], old, *m[ENTRIES + 1 :]]
 
 
 class Chain:

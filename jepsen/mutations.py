@@ -104,11 +104,14 @@ TABLE: list[Scenario] = [
     ),
     Scenario(
         "no-persist-term-vote",
-        "set",
-        "kill:all,kill:majority",
-        "set (lost elements), convergence",
-        note="a restart of a majority brings back terms and votes already used",
-        time=30,
+        "register",
+        "lag-elect:stale-leader-restart",
+        "linearizable, revision-order, convergence",
+        note="as stale-leader, but the victim is killed -9 and restarted before the old "
+        "leader's held appends reach it: it must come back in the new leader's term",
+        time=20,
+        rate=100,
+        concurrency=10,
     ),
     Scenario(
         "double-vote",
@@ -143,11 +146,15 @@ TABLE: list[Scenario] = [
     ),
     Scenario(
         "figure8-commit",
-        "set",
-        "partition,kill",
-        "set (lost), convergence",
-        gating=False,
-        note="stretch (§6.9 M11): needs a targeted partition/kill script",
+        "register",
+        "lag-elect:figure8",
+        "convergence, recovery",
+        note="Raft's Figure 8 scripted with frame filters: the re-elected old leader's "
+        "appends reach the third node without its no-op; then a node with a newer last "
+        "term is elected and overwrites the old-term entries that node acknowledged",
+        time=25,
+        rate=100,
+        concurrency=10,
     ),
     Scenario(
         "truncate-on-stale-append",

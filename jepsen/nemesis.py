@@ -81,11 +81,27 @@ Kinds beyond kill/pause/partition/link:
   leader is killed and everything healed. A follower that obeys stale-term appends
   overwrites the new leader's acknowledged writes with the old leader's entries, and
   the old leader, now as up to date as the victim, can be elected: the writes are lost.
+  ``stale-leader-restart`` is the same script with one step more: before the held
+  appends are released, the victim is killed -9 and restarted (the held link reconnects
+  to the new process). A node that persisted its term comes back in the new leader's
+  term and refuses them; one that lost its term and vote on the restart comes back at
+  an older term, obeys the stale appends, and the writes are lost as above.
   ``twin-candidates`` cuts the leader off and holds each of two followers' pre-vote
   grants to the other until both have granted one, then delivers both: the two
   become candidates in the same term and their vote requests cross. A node that
   grants a second vote in a term makes both leaders of that term; the old leader,
   healed 1 s later, acknowledges both, and each commits its own entries.
+  ``figure8`` (3 nodes, proxy backend) is Raft's Figure 8: every link is framed by an
+  ``EntryFilter`` tap. The leader A is cut off while its clients' writes (X) pile up
+  uncommitted; between the other two, appends are dropped, so the one elected (W)
+  keeps its first entry (Y, a later term) to itself. Then W is cut off and A comes
+  back to the third node V alone: A, the longer log, is elected again, and its
+  appends to V arrive with A's current-term entries (its no-op) cut out. V
+  acknowledges X alone, which a correct leader does not count (§5.4.2: only an entry
+  of its own term commits by counting replicas). 1.5 s later A is killed and W
+  reconnected to V: W's last term is newer than V's, so V elects it and W overwrites
+  X with Y. X was never committed, unless a leader counted V's ack — then X is
+  overwritten on V after it was committed there (the planted ``figure8-commit``).
 * ``failpoint:<name>`` (raftkv/testmode.py FAILPOINTS) — arm ``crash`` on one node at
   the fault's start; at its end disarm it, and restart the node if it crashed.
 
@@ -107,6 +123,7 @@ from typing import Any
 from jepsen.cluster import Cluster
 from jepsen.frametrap import (
     Chain,
+    EntryFilter,
     FrameTrap,
     HoldTrap,
     PreVoteGate,
@@ -142,7 +159,9 @@ SHAPES: dict[str, list[str]] = {
         "stale-append",
         "commit-unknown",
         "stale-leader",
+        "stale-leader-restart",
         "twin-candidates",
+        "figure8",
     ],
     "failpoint": sorted(FAILPOINTS),
 }
@@ -372,6 +391,8 @@ class Nemesis:
             if "trapped" in detail:
                 out["acks_held"] = {f"{a}->{b}": t.held for (a, b), t in self._slow_acks.items()}
                 c.net.heal()  # commit-unknown's slowed append acks
+            if "w" in detail:
+                c.net.heal()  # figure8's pass-through taps
             if "leader" in detail:
                 c.start(detail["leader"])
             return {**out, "pids_after": self._pids(c.names)}
@@ -429,10 +450,12 @@ class Nemesis:
             return {"skipped": "no leader"}
         if f.shape in ("stale-append", "commit-unknown"):
             return await self._lag_trap(f, leader)
-        if f.shape == "stale-leader":
-            return await self._stale_leader(leader)
+        if f.shape in ("stale-leader", "stale-leader-restart"):
+            return await self._stale_leader(leader, restart_victim=f.shape.endswith("restart"))
         if f.shape == "twin-candidates":
             return await self._twin_candidates(leader)
+        if f.shape == "figure8":
+            return await self._figure8(leader)
         if f.shape == "slow-isolated-leader":
             clock = await self._set_clock(leader, 0.0, 0.25)
             c.net.cut_between([leader], [n for n in c.names if n != leader])
@@ -489,8 +512,9 @@ class Nemesis:
         self._slow_acks = slow if mode == "freeze" else {}
         return {"leader": leader, "behind": behind, "trapped": fired}
 
-    async def _stale_leader(self, leader: str) -> dict[str, Any]:
-        """The old leader's appends arrive after a new leader's (see the docstring)."""
+    async def _stale_leader(self, leader: str, restart_victim: bool = False) -> dict[str, Any]:
+        """The old leader's appends arrive after a new leader's (see the docstring);
+        with ``restart_victim`` they arrive just after the victim was restarted."""
         c = self.cluster
         if not hasattr(c.net, "tap"):
             raise RuntimeError("lag-elect:stale-leader needs the proxy backend (--net proxy)")
@@ -519,6 +543,9 @@ class Nemesis:
             c.net.heal()
             return {"old_leader": leader, "skipped": "no new leader within 10 s"}
         new, victim = fired
+        restart: dict[str, Any] = {}
+        if restart_victim:
+            restart = await self._restart_behind_hold(victim, holds[victim])
         released = holds[victim].release()
         await asyncio.sleep(0.3)
         c.kill(new)
@@ -529,6 +556,29 @@ class Nemesis:
             "victim": victim,
             "revealed": reveals[fired].detail,
             "stale_frames_released": released,
+            **restart,
+        }
+
+    async def _restart_behind_hold(self, victim: str, hold: HoldTrap) -> dict[str, Any]:
+        """kill -9 and restart ``victim``, then wait until it answers and the held link
+        has reconnected to the new process (the held frames go out on that connection).
+        A node that persisted its term and vote comes back refusing the stale term; one
+        that did not (the planted ``no-persist-term-vote``) comes back at its first term."""
+        c = self.cluster
+        before = hold.attaches
+        c.kill(victim)
+        c.start(victim)
+        t0 = self.clock()
+        up = False
+        while self.clock() - t0 < 8.0 and not (up and hold.attaches > before):
+            await asyncio.sleep(0.05)
+            up = up or await c.status(victim) is not None
+        code, st = await c.call(victim, "GET", "/debug/status", timeout=2.0)
+        term = st.get("term") if code == 200 and isinstance(st, dict) else None
+        return {
+            "victim_restarted_in_s": round(self.clock() - t0, 2),
+            "victim_term_after_restart": term,
+            "hold_reconnected": hold.attaches > before,
         }
 
     async def _twin_candidates(self, leader: str) -> dict[str, Any]:
@@ -570,6 +620,80 @@ class Nemesis:
             "cuts": tries,
             "gate_fired": gate.fired.is_set(),
         }
+
+    async def _figure8(self, leader: str) -> dict[str, Any]:
+        """Raft's Figure 8 on three nodes (see the module docstring)."""
+        c = self.cluster
+        if not hasattr(c.net, "tap") or len(c.names) != 3:
+            raise RuntimeError("lag-elect:figure8 needs the proxy backend and 3 nodes")
+        a = leader
+        others = [n for n in c.names if n != a]
+        taps = {(x, y): EntryFilter() for x in c.names for y in c.names if x != y}
+        for (x, y), tap in taps.items():
+            c.net.tap(x, y, tap)  # every link framed: cuts drop whole frames, no reconnects
+        await asyncio.sleep(0.3)
+        t1 = (await self._debug_status(a)).get("term", 0)
+        # 1. The leader is cut off and keeps taking writes (X, term t1) it cannot
+        # commit. Between the other two, entries are dropped: the one elected (W, term
+        # t2) keeps its first entry (Y) to itself.
+        for x, y in ((others[0], others[1]), (others[1], others[0])):
+            taps[(x, y)].mode = "no-appends"
+        c.net.cut_between([a], others)
+        w = await self._await_leader(others, above=t1, within=10.0)
+        if w is None:
+            self._figure8_heal(taps)
+            return {"old_leader": a, "skipped": "no leader among the others within 10 s"}
+        v = next(n for n in others if n != w)
+        logs = {n: (await self._debug_status(n)).get("last_index") for n in c.names}
+        t2 = (await self._debug_status(w)).get("term", 0)
+        # 2. W is cut off; the old leader comes back to V alone and is elected (its log
+        # is the longest of the two) in t3; its appends to V lose their t3 entries, so V
+        # acknowledges X without the t3 no-op.
+        c.net.cut_between([w], [a, v])
+        taps[(a, v)].mode = "old-terms-only"
+        c.net.set(a, v, cut=False)
+        c.net.set(v, a, cut=False)
+        again = await self._await_leader([a], above=t2, within=10.0)
+        if again is None:
+            self._figure8_heal(taps)
+            return {"old_leader": a, "w": w, "skipped": "old leader not re-elected in 10 s"}
+        await asyncio.sleep(1.5)  # V acknowledges X; only a buggy leader commits on that
+        commits = {n: (await self._debug_status(n)).get("commit") for n in (a, v)}
+        # 3. The old leader dies; W (last term t2 > V's t1) is elected with V's vote and
+        # overwrites X: safe only if X was never committed.
+        c.kill(a)
+        self._figure8_heal(taps)
+        return {
+            "leader": a,  # killed: restarted at the window's end
+            "w": w,
+            "v": v,
+            "terms": [t1, t2],
+            "last_index_at_split": logs,
+            "commit_before_kill": commits,
+            "commit_told_v": taps[(a, v)].commit_told,
+            "entries_cut": taps[(a, v)].cut_entries,
+            "appends_dropped": sum(t.dropped for t in taps.values()),
+        }
+
+    def _figure8_heal(self, taps: dict[tuple[str, str], EntryFilter]) -> None:
+        for tap in taps.values():
+            tap.mode = "pass"
+        self.cluster.net.heal(keep_taps=list(taps))
+
+    async def _debug_status(self, node: str) -> dict[str, Any]:
+        code, st = await self.cluster.call(node, "GET", "/debug/status", timeout=1.0)
+        return st if code == 200 and isinstance(st, dict) else {}
+
+    async def _await_leader(self, among: list[str], above: int, within: float) -> str | None:
+        """The first of ``among`` to lead in a term above ``above``, or None."""
+        t0 = self.clock()
+        while self.clock() - t0 < within:
+            for n in among:
+                st = await self._debug_status(n)
+                if st.get("role") == "leader" and st.get("term", 0) > above:
+                    return n
+            await asyncio.sleep(0.05)
+        return None
 
     # --- leader transfer ---
 

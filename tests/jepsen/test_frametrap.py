@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from jepsen.frametrap import (
     REPLAY_AFTER,
     Chain,
+    EntryFilter,
     FrameTrap,
     HoldTrap,
     PreVoteGate,
     RevealTrap,
     SlowAppendAcks,
     appends,
+    messages,
+    rewrite,
 )
 from jepsen.proxy import ProxyNet
 from raftkv.raft.messages import Entry, Message, MessageType
@@ -210,3 +215,52 @@ def test_chain_feeds_the_first_taps_output_through_the_second() -> None:
     trap.armed = True
     pending = app(10, 2, 9)
     assert chain(pending) == [pending] and chain(resp) == []  # frozen: the first drops it
+
+
+def test_a_hold_trap_counts_connections_so_a_restarted_receiver_is_seen() -> None:
+    hold = HoldTrap()
+    hold.attach(object())  # type: ignore[arg-type]
+    hold.attach(object())  # type: ignore[arg-type]
+    assert hold.attaches == 2
+
+
+def mixed(prev: int, old: int, new: int, term: int = 4) -> bytes:
+    """One frame: an append of ``old`` entries of term 2 then ``new`` of ``term``,
+    a heartbeat and a vote response."""
+    ents = [Entry(2, prev + 1 + i, data=b"x") for i in range(old)]
+    ents += [Entry(term, prev + 1 + old + i, data=b"y") for i in range(new)]
+    a = Message(MessageType.APP, to=2, frm=1, term=term, log_term=2, index=prev,
+                entries=tuple(ents), commit=prev)  # fmt: skip
+    hb = Message(MessageType.HEARTBEAT, to=2, frm=1, term=term, commit=prev)
+    vr = Message(MessageType.VOTE_RESP, to=2, frm=1, term=term)
+    return codec.frame([codec.MSGS, [codec.message_to_raw(m) for m in (a, hb, vr)]])
+
+
+def test_rewrite_edits_messages_and_keeps_other_frames() -> None:
+    f = mixed(10, 2, 1)
+    assert rewrite(f, lambda m: m) == f  # an identity edit re-frames the same bytes
+    assert rewrite(HELLO, lambda m: None) == HELLO
+    assert rewrite(f, lambda m: None) is None
+    only_hb = rewrite(f, lambda m: m if m[0] == MessageType.HEARTBEAT else None)
+    assert only_hb is not None and [m[0] for m in messages(only_hb)] == [MessageType.HEARTBEAT]
+
+
+def test_entry_filter_modes() -> None:
+    tap = EntryFilter()
+    f = mixed(10, 2, 1)
+    assert tap(f) == [f]  # pass
+    tap.mode = "no-appends"
+    (out,) = tap(f)
+    assert [m[0] for m in messages(out)] == [MessageType.HEARTBEAT, MessageType.VOTE_RESP]
+    assert tap(app(10, 0, 9)) == [app(10, 0, 9)]  # an empty append is a probe: it passes
+    assert tap.dropped == 1
+    tap.mode = "old-terms-only"
+    (out,) = tap(f)
+    a = appends(out)
+    assert a is not None and (a.first, a.last, a.term) == (11, 12, 4)  # the term-4 entry cut
+    assert tap.cut_entries == 1 and tap.commit_told == 10
+    (only_new,) = tap(mixed(12, 0, 2))  # every entry of the current term: an empty append
+    assert appends(only_new) is None and len(messages(only_new)) == 3
+    tap.mode = "bogus"
+    with pytest.raises(ValueError):
+        tap(f)
