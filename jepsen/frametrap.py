@@ -342,6 +342,29 @@ class EntryFilter:
         return [*m[:ENTRIES], old, *m[ENTRIES + 1 :]]
 
 
+class DropVoteRequests:
+    """A ``jepsen.proxy.Tap`` that, once armed, drops the sender's pre-vote and vote
+    requests and passes everything else: a node whose requests never arrive cannot be
+    elected, so the election is left to the others — for ``lag-elect``, to the node
+    kept behind, which a correct voter refuses."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.dropped = 0
+
+    def __call__(self, frame: bytes) -> list[bytes | float | tuple[float, bytes]]:
+        if not self.armed:
+            return [frame]
+        out = rewrite(frame, self._edit)
+        return [out] if out is not None else []
+
+    def _edit(self, m: list[Any]) -> list[Any] | None:
+        if m[TYPE] in (MessageType.PRE_VOTE, MessageType.VOTE):
+            self.dropped += 1
+            return None
+        return m
+
+
 class Chain:
     """Two taps in a row on one link (each frame through the first, what it passes
     through the second); ``attach`` reaches both."""

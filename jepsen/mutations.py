@@ -127,10 +127,11 @@ TABLE: list[Scenario] = [
     Scenario(
         "skip-log-uptodate-check",
         "set",
-        "lag-elect",
+        "lag-elect:kill-leader",
         "set (lost, stale), convergence",
         time=25,
-        note="a follower kept behind, then healed as the leader is killed",
+        note="a follower kept behind, then healed as the leader is killed; the others' "
+        "vote requests are dropped, so it is the only candidate",
     ),
     Scenario(
         "stale-term-accepted",

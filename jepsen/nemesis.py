@@ -43,19 +43,23 @@ Kinds beyond kill/pause/partition/link:
 * ``stall-kill:<failpoint>`` — overlapping faults in one script, for bugs that need
   a majority caught inside the same window: stall every follower at the failpoint
   (``sleep``), let writes arrive for 1 s, kill -9 the followers and then the leader;
-  at the window's end restart the followers first (they elect among themselves) and
-  the old leader 2 s later. With fsync before every ack nothing acknowledged is lost
-  (and with ``after_send_before_persist``, reached only under ack-before-fsync, an
-  unmutated follower never stalls); a node that acks before persisting loses on a
-  majority what it acknowledged — a power cut after an unsynced ack.
+  at the window's end restart the followers first and the old leader once they have
+  elected one of themselves (at most 10 s later). With fsync before every ack nothing
+  acknowledged is lost (and with ``after_send_before_persist``, reached only under
+  ack-before-fsync, an unmutated follower never stalls); a node that acks before
+  persisting loses on a majority what it acknowledged — a power cut after an unsynced ack.
 * ``lag-elect:kill-leader`` — cut one follower off for 2 s while writes commit
   without it, then in the same instant heal it and kill -9 the leader (restarted at the
   window's end): the election that follows has a lagging candidate, which a correct
-  node never votes for (the up-to-date-log check, Raft §5.4.1). ``slow-isolated-leader``
-  instead slows the leader's clock to a quarter (test mode) and cuts it off for the
-  window: the majority elects a new leader while the old one, its check-quorum timer
-  crawling, believes it still leads for seconds — reads it serves without confirming
-  leadership are stale; a correct leader cannot confirm them and serves none.
+  node never votes for (the up-to-date-log check, Raft §5.4.1). With the proxy
+  backend the up-to-date nodes' pre-vote and vote requests are dropped from the kill
+  to the window's end (at least 3 s), so the lagging node is the only candidate: a correct cluster
+  elects no one until then, one that skips the check elects the lagging node.
+  ``slow-isolated-leader`` instead slows the leader's clock to a quarter (test mode)
+  and cuts it off for the window: the majority elects a new leader while the old
+  one, its check-quorum timer crawling, believes it still leads for seconds — reads it
+  serves without confirming leadership are stale; a correct leader cannot confirm
+  them and serves none.
   ``stale-append`` and ``commit-unknown`` (proxy backend only) cut the lagging
   follower(s) off the same way while a frame trap (jepsen/frametrap.py) sits on the
   leader's link to each remaining follower; 2 s in, the trap fires on the next
@@ -123,6 +127,7 @@ from typing import Any
 from jepsen.cluster import Cluster
 from jepsen.frametrap import (
     Chain,
+    DropVoteRequests,
     EntryFilter,
     FrameTrap,
     HoldTrap,
@@ -168,6 +173,7 @@ SHAPES: dict[str, list[str]] = {
 TEST_MODE_KINDS = ("clock", "failpoint", "stall-kill", "lag-elect")
 DELAY = 0.15  # s per chunk: several heartbeats late, below the election timeout
 STALE_ACK_HOLD = 0.3  # s a new leader's acks are held (lag-elect:stale-leader)
+MUTED_ELECTION = 3.0  # s lag-elect:kill-leader leaves `behind` the only candidate, at least
 ACK_HOLD = 1.0  # s a lagging follower's append acks are held (lag-elect:commit-unknown)
 DROP = 0.05  # per-chunk chance the connection dies (loss forces reconnects)
 KINDS = ("none", *SHAPES)
@@ -237,6 +243,7 @@ class Nemesis:
         self._armed: dict[str, str] = {}  # node -> failpoint armed and not yet disarmed
         self._new_names = 0
         self._slow_acks: dict[tuple[str, str], SlowAppendAcks] = {}
+        self._mutes: dict[tuple[str, str], DropVoteRequests] = {}
 
     def log(self, type_: str, fault: str, **detail: Any) -> dict[str, Any]:
         rec = {"time": round(self.clock(), 4), "type": type_, "fault": fault, **detail}
@@ -391,8 +398,11 @@ class Nemesis:
             if "trapped" in detail:
                 out["acks_held"] = {f"{a}->{b}": t.held for (a, b), t in self._slow_acks.items()}
                 c.net.heal()  # commit-unknown's slowed append acks
-            if "w" in detail:
-                c.net.heal()  # figure8's pass-through taps
+            if "muted" in detail:
+                out["vote_requests_dropped"] = sum(m.dropped for m in self._mutes.values())
+                self._mutes = {}
+            if "w" in detail or "muted" in detail:
+                c.net.heal()  # figure8's pass-through taps, kill-leader's vote mutes
             if "leader" in detail:
                 c.start(detail["leader"])
             return {**out, "pids_after": self._pids(c.names)}
@@ -437,9 +447,19 @@ class Nemesis:
         c = self.cluster
         for n in detail["followers"]:
             c.start(n)  # a fresh process: nothing armed
-        await asyncio.sleep(2.0)
+        # The followers elect among themselves before the old leader is back (its log
+        # is the longest: back too soon, it would win and repair what they lost).
+        t0 = self.clock()
+        elected = None
+        while elected is None and self.clock() - t0 < 10.0:
+            await asyncio.sleep(0.2)
+            elected = await c.leader()
         c.start(detail["leader"])
-        return {"pids_after": self._pids(c.names)}
+        return {
+            "followers_elected": elected,
+            "elected_in_s": round(self.clock() - t0, 2),
+            "pids_after": self._pids(c.names),
+        }
 
     # --- lag-elect ---
 
@@ -461,11 +481,29 @@ class Nemesis:
             c.net.cut_between([leader], [n for n in c.names if n != leader])
             return {"leader": leader, "slowed": leader, "clock": clock}
         behind = random.Random(f.pick).choice([n for n in c.names if n != leader])
+        # The up-to-date nodes' vote requests are dropped from the kill on (framed
+        # links, tapped before the cut so the heal needs no reconnect): only `behind`
+        # can stand, so the election is decided by whether its voters check its log.
+        # With the proxy backend only; under netns the election is a race instead.
+        mutes: dict[tuple[str, str], DropVoteRequests] = {}
+        if hasattr(c.net, "tap"):
+            ahead = [n for n in c.names if n not in (leader, behind)]
+            mutes = {(u, x): DropVoteRequests() for u in ahead for x in c.names if x != u}
+            for (u, x), mute in mutes.items():
+                c.net.tap(u, x, mute)
+            await asyncio.sleep(0.3)  # the tapped links reconnect, framed from the start
         c.net.cut_between([behind], [n for n in c.names if n != behind])
         await asyncio.sleep(2.0)  # writes commit on the rest; `behind` misses them
         c.kill(leader)
-        c.net.heal()
-        return {"leader": leader, "behind": behind}
+        for mute in mutes.values():
+            mute.armed = True
+        c.net.heal(keep_taps=list(mutes))
+        self._mutes = mutes
+        if mutes:
+            # However short the fault's own duration: the voters' leases (an election
+            # timeout after the kill) run out and `behind` asks again at least once.
+            await asyncio.sleep(MUTED_ELECTION)
+        return {"leader": leader, "behind": behind, "muted": sorted({u for u, _ in mutes})}
 
     async def _lag_trap(self, f: Fault, leader: str) -> dict[str, Any]:
         c = self.cluster

@@ -12,6 +12,7 @@ import pytest
 from jepsen.frametrap import (
     REPLAY_AFTER,
     Chain,
+    DropVoteRequests,
     EntryFilter,
     FrameTrap,
     HoldTrap,
@@ -264,3 +265,14 @@ def test_entry_filter_modes() -> None:
     tap.mode = "bogus"
     with pytest.raises(ValueError):
         tap(f)
+
+
+def test_drop_vote_requests_drops_only_the_senders_requests_once_armed() -> None:
+    mute = DropVoteRequests()
+    pre, vote = msg(MessageType.PRE_VOTE), msg(MessageType.VOTE)
+    assert mute(pre) == [pre] and mute(vote) == [vote]  # not armed
+    mute.armed = True
+    assert mute(pre) == [] and mute(vote) == []
+    grant, f = prevote_grant(), mixed(10, 1, 1)
+    assert mute(grant) == [grant] and mute(f) == [f] and mute(HELLO) == [HELLO]
+    assert mute.dropped == 2
