@@ -61,7 +61,14 @@ async def test_election_hand_over_and_observe(client: AsyncClient) -> None:
             if len(seen) == 4:
                 return
 
+    async def first_view() -> None:
+        while not seen:
+            await asyncio.sleep(0.01)
+
     obs = asyncio.create_task(observe())
+    # The observer must have loaded before anyone campaigns: loaded after, it would
+    # start at "a" and see three values, not four, and wait for a fourth forever.
+    await asyncio.wait_for(first_view(), 5)
     await a.campaign(b"a")
     leader = await a.leader()
     assert leader is not None and leader.value == b"a"
@@ -73,7 +80,7 @@ async def test_election_hand_over_and_observe(client: AsyncClient) -> None:
     await asyncio.wait_for(second, 5)
     assert (await b.leader()).value == b"b"  # type: ignore[union-attr]
     await asyncio.wait_for(obs, 5)
-    assert seen[-3:] == [b"a", b"a2", b"b"]
+    assert seen == [None, b"a", b"a2", b"b"]
     await b.resign()
 
 
