@@ -88,7 +88,8 @@ def test_all_caught_and_controls_valid_passes(tmp_path: Path) -> None:
     row = next(r for r in res["rows"] if r["mutation"] == "follower-local-reads")
     assert row["detected"] == 5 and row["caught_by"] == {"linearizable": 5, "revision-order": 5}
     assert row["median_s"] == 4.0  # witness call times 2..6
-    assert "| follower-local-reads | register x partition | 5 | 5/5 |" in table
+    scen = "register x partition:isolate-one,partition:isolate-leader"
+    assert f"| follower-local-reads | {scen} | 5 | 5/5 |" in table
     assert "controls (unmutated): 20/20 valid" in table
 
 
