@@ -233,6 +233,12 @@ class Cluster:
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             return 0, repr(e)
 
+    async def debug_status(self, name: str, timeout: float = 2.0) -> dict[str, Any]:
+        """The node's /debug/status (role, term, vote, commit, last index...), or {}
+        when it did not answer."""
+        code, st = await self.call(name, "GET", "/debug/status", timeout=timeout)
+        return st if code == 200 and isinstance(st, dict) else {}
+
     async def members(self, via: str) -> dict[str, dict[str, Any]] | None:
         """The membership as ``via`` sees it, by member name."""
         code, data = await self.call(via, "GET", "/v1/members")

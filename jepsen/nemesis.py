@@ -173,7 +173,7 @@ SHAPES: dict[str, list[str]] = {
 TEST_MODE_KINDS = ("clock", "failpoint", "stall-kill", "lag-elect")
 DELAY = 0.15  # s per chunk: several heartbeats late, below the election timeout
 STALE_ACK_HOLD = 0.3  # s a new leader's acks are held (lag-elect:stale-leader)
-MUTED_ELECTION = 3.0  # s lag-elect:kill-leader leaves `behind` the only candidate, at least
+MUTED_ELECTION = 3.0  # s at least that lag-elect:kill-leader leaves `behind` the only candidate
 ACK_HOLD = 1.0  # s a lagging follower's append acks are held (lag-elect:commit-unknown)
 DROP = 0.05  # per-chunk chance the connection dies (loss forces reconnects)
 KINDS = ("none", *SHAPES)
@@ -611,11 +611,9 @@ class Nemesis:
         while self.clock() - t0 < 8.0 and not (up and hold.attaches > before):
             await asyncio.sleep(0.05)
             up = up or await c.status(victim) is not None
-        code, st = await c.call(victim, "GET", "/debug/status", timeout=2.0)
-        term = st.get("term") if code == 200 and isinstance(st, dict) else None
         return {
             "victim_restarted_in_s": round(self.clock() - t0, 2),
-            "victim_term_after_restart": term,
+            "victim_term_after_restart": (await c.debug_status(victim)).get("term"),
             "hold_reconnected": hold.attaches > before,
         }
 
@@ -636,10 +634,8 @@ class Nemesis:
             tries += 1
             c.net.cut_between([leader], [n for n in c.names if n != leader])
             await asyncio.sleep(0.15)
-            last = []
-            for n in (a, b):
-                code, st = await c.call(n, "GET", "/debug/status")
-                last.append(st.get("last_index") if code == 200 and isinstance(st, dict) else n)
+            # A node that did not answer stands for itself: never equal to the other.
+            last = [(await c.debug_status(n)).get("last_index", n) for n in (a, b)]
             equal = last[0] == last[1]
             if not equal:
                 c.net.heal()
@@ -670,7 +666,7 @@ class Nemesis:
         for (x, y), tap in taps.items():
             c.net.tap(x, y, tap)  # every link framed: cuts drop whole frames, no reconnects
         await asyncio.sleep(0.3)
-        t1 = (await self._debug_status(a)).get("term", 0)
+        t1 = (await c.debug_status(a)).get("term", 0)
         # 1. The leader is cut off and keeps taking writes (X, term t1) it cannot
         # commit. Between the other two, entries are dropped: the one elected (W, term
         # t2) keeps its first entry (Y) to itself.
@@ -682,8 +678,8 @@ class Nemesis:
             self._figure8_heal(taps)
             return {"old_leader": a, "skipped": "no leader among the others within 10 s"}
         v = next(n for n in others if n != w)
-        logs = {n: (await self._debug_status(n)).get("last_index") for n in c.names}
-        t2 = (await self._debug_status(w)).get("term", 0)
+        logs = {n: (await c.debug_status(n)).get("last_index") for n in c.names}
+        t2 = (await c.debug_status(w)).get("term", 0)
         # 2. W is cut off; the old leader comes back to V alone and is elected (its log
         # is the longest of the two) in t3; its appends to V lose their t3 entries, so V
         # acknowledges X without the t3 no-op.
@@ -696,7 +692,7 @@ class Nemesis:
             self._figure8_heal(taps)
             return {"old_leader": a, "w": w, "skipped": "old leader not re-elected in 10 s"}
         await asyncio.sleep(1.5)  # V acknowledges X; only a buggy leader commits on that
-        commits = {n: (await self._debug_status(n)).get("commit") for n in (a, v)}
+        commits = {n: (await c.debug_status(n)).get("commit") for n in (a, v)}
         # 3. The old leader dies; W (last term t2 > V's t1) is elected with V's vote and
         # overwrites X: safe only if X was never committed.
         c.kill(a)
@@ -718,16 +714,12 @@ class Nemesis:
             tap.mode = "pass"
         self.cluster.net.heal(keep_taps=list(taps))
 
-    async def _debug_status(self, node: str) -> dict[str, Any]:
-        code, st = await self.cluster.call(node, "GET", "/debug/status", timeout=1.0)
-        return st if code == 200 and isinstance(st, dict) else {}
-
     async def _await_leader(self, among: list[str], above: int, within: float) -> str | None:
         """The first of ``among`` to lead in a term above ``above``, or None."""
         t0 = self.clock()
         while self.clock() - t0 < within:
             for n in among:
-                st = await self._debug_status(n)
+                st = await self.cluster.debug_status(n, timeout=1.0)
                 if st.get("role") == "leader" and st.get("term", 0) > above:
                     return n
             await asyncio.sleep(0.05)
@@ -770,8 +762,7 @@ class Nemesis:
             set_to = await self._set_clock(node, 0.0, rng.uniform(0.5, 2.0))
         else:  # strobe: the flipping happens in _strobe during the window
             set_to = await self._set_clock(node, 0.0, 1.0)
-        code, st = await self.cluster.call(node, "GET", "/debug/status")
-        seen = st.get("clock") if code == 200 and isinstance(st, dict) else None
+        seen = (await self.cluster.debug_status(node)).get("clock")
         return {"clock": set_to, "observed": seen}
 
     async def _strobe(self, node: str, pick: int) -> int:
