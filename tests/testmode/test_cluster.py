@@ -261,6 +261,13 @@ def test_client_request_id_retry_is_applied_once_unless_no_dedup(
     path = f"/v1/kv/k?if_absent&request_id={rid}"
     first = c.req(leader, "PUT", path, body="v1")
     assert first.status == 200, first.body
+    # The follower must have applied the first attempt before the retry reaches it: a
+    # node resolves every waiter of an id at that id's first apply, so a retry waiting
+    # on a lagging follower gets the first outcome even with no-dedup (a CI flake).
+    deadline = time.monotonic() + 10
+    while c.get(follower, "k", "?serializable").status != 200:
+        assert time.monotonic() < deadline, "the follower never applied the first put"
+        time.sleep(0.02)
     retry = c.req(follower, "PUT", path, body="v1")
     if mutated:
         assert retry.status == 412, retry.body
