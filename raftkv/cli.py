@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import os
 import signal
 import sys
@@ -25,7 +26,11 @@ from raftkv import logging as rlog
 from raftkv import testmode
 from raftkv.node.join import join_existing
 from raftkv.node.membership import MEMBERS_FILE, parse_initial_cluster
-from raftkv.node.node import Node, NodeConfig
+from raftkv.node.node import CORRUPTION_EXIT_CODE, Node, NodeConfig
+from raftkv.service.limits import MAX_REQUEST_BYTES, Limits
+from raftkv.storage.datadir import DataDirError
+from raftkv.storage.errors import is_corruption
+from raftkv.storage.mvcc import DEFAULT_QUOTA
 
 ENV_PREFIX = "RAFTKV_"
 
@@ -46,7 +51,20 @@ class ServeSettings(BaseModel):
     election_ticks: int = Field(default=10, ge=2)
     snapshot_count: int = Field(default=10_000, ge=1)
     snapshot_keep: int = Field(default=5_000, ge=0)
+    snapshot_bytes: int = Field(default=256 << 20, ge=1 << 20)
     request_timeout: float = Field(default=5.0, gt=0)
+    # Limits (etcd's names and defaults where etcd has them; see the README, "Limits").
+    quota_backend_bytes: int = 0  # 0: the default 2 GiB; negative: no quota (8 EiB)
+    max_request_bytes: int = Field(default=MAX_REQUEST_BYTES, ge=1024, le=64 << 20)
+    max_txn_ops: int = Field(default=128, ge=1, le=100_000)
+    max_txn_range_keys: int = Field(default=100_000, ge=1)
+    max_txn_range_bytes: int = Field(default=16 << 20, ge=1024)
+    max_range_bytes: int = Field(default=64 << 20, ge=1024)
+    max_watchers: int = Field(default=100_000, ge=1)
+    max_streams: int = Field(default=10_000, ge=1)
+    request_body_timeout: float = Field(default=10.0, gt=0)
+    cors: str = ""  # comma-separated origins allowed to write from a browser ("*": any)
+    verify_on_start: bool = True  # full checksum scan of the data before serving
 
     @field_validator("client_url", "peer_url")
     @classmethod
@@ -102,7 +120,7 @@ def settings_from(args: argparse.Namespace, env: dict[str, str]) -> ServeSetting
     return ServeSettings.model_validate(raw)
 
 
-async def serve(s: ServeSettings) -> None:
+async def serve(s: ServeSettings) -> int:
     log = structlog.get_logger("raftkv.cli").bind(node=s.name)
     initial_cluster = s.initial_cluster
     if s.initial_cluster_state == "existing" and not (s.data_dir / MEMBERS_FILE).exists():
@@ -121,12 +139,19 @@ async def serve(s: ServeSettings) -> None:
             request_timeout=s.request_timeout,
             snapshot_count=s.snapshot_count,
             snapshot_keep=s.snapshot_keep,
+            snapshot_bytes=s.snapshot_bytes,
+            quota_bytes=quota_bytes(s.quota_backend_bytes),
+            verify_on_start=s.verify_on_start,
         )
     )
     from raftkv.server import build_app
+    from raftkv.server.http import Runner
+    from raftkv.service import Services
 
+    services = Services(node, limits_from(s))
     await node.start()
-    runner = web.AppRunner(build_app(node), access_log=None, handle_signals=False)
+    cors = frozenset(o.strip() for o in s.cors.split(",") if o.strip())
+    runner = Runner(build_app(services, cors), access_log=None, handle_signals=False)
     await runner.setup()
     u = urlsplit(s.client_url)
     site = web.TCPSite(runner, u.hostname, u.port, reuse_address=True)
@@ -135,18 +160,50 @@ async def serve(s: ServeSettings) -> None:
     except OSError as e:
         await node.stop(transfer=False)
         raise ListenError(f"cannot listen on {s.client_url}: {e.strerror or e}") from e
-    log.info("serving", client_url=s.client_url, peer_url=node.me.peer_url)
+    log.info("serving", client_url=s.client_url, peer_url=node.membership.get(node.id).peer_url)  # type: ignore[union-attr]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     # A removed member exits; the grace lets it answer the DELETE that removed it.
     node.on_removed = lambda: loop.call_later(1.0, stop.set)
+    exit_code = 0
+
+    def on_fatal(e: BaseException) -> None:
+        nonlocal exit_code
+        if is_corruption(e):
+            exit_code = CORRUPTION_EXIT_CODE
+            stop.set()
+
+    node.on_fatal = lambda e: loop.call_soon_threadsafe(on_fatal, e)  # from any thread
     await stop.wait()
     log.info("shutting down")
-    await node.stop(transfer=True)
+    await node.stop(transfer=exit_code == 0)
     with contextlib.suppress(Exception):
         await asyncio.wait_for(runner.cleanup(), 3)
+    return exit_code
+
+
+def quota_bytes(flag: int) -> int:
+    """etcd's --quota-backend-bytes: 0 is the default (2 GiB), negative disables it."""
+    if flag == 0:
+        return DEFAULT_QUOTA
+    if flag < 0:
+        return 1 << 62
+    return flag
+
+
+def limits_from(s: ServeSettings) -> Limits:
+    return Limits(
+        max_request_bytes=s.max_request_bytes,
+        max_txn_ops=s.max_txn_ops,
+        max_txn_range_keys=s.max_txn_range_keys,
+        max_txn_range_bytes=s.max_txn_range_bytes,
+        max_range_bytes=s.max_range_bytes,
+        max_watchers=s.max_watchers,
+        max_streams=s.max_streams,
+        request_body_timeout=s.request_body_timeout,
+    )
 
 
 def _peer_listen(s: ServeSettings) -> tuple[str, int]:
@@ -185,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"raftkv: {e}", file=sys.stderr)
         return 2
     rlog.configure(s.log_format, s.log_level)
+    faulthandler.enable()  # a fatal signal (SIGBUS on a damaged mmap) leaves a trace
     if tm.enabled:
         structlog.get_logger("raftkv.cli").warning(
             "TEST MODE: not for production",
@@ -197,11 +255,10 @@ def main(argv: list[str] | None = None) -> int:
         # uvloop roughly halves the event loop's cost per request and per peer frame;
         # on two cores that is throughput the servers keep.
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(serve(s))
-    except ValueError as e:
+            return runner.run(serve(s))
+    except (ValueError, DataDirError) as e:
         print(f"raftkv: {e}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -32,8 +32,11 @@ from raftkv.client.errors import (
 )
 from raftkv.client.models import KeyValue
 
-# 503 messages the server sends only before a proposal entered the Raft log.
-NOT_PROPOSED = ("no leader", "node stopped applying", "leader unreachable")
+# Error codes the server sends only when the request never entered the Raft log: a
+# write may then be retried on another member without risking a double apply.
+NOT_PROPOSED = frozenset(
+    {"no_leader", "not_applying", "stopping", "removed", "leader_changed", "disk_full"}
+)
 
 
 @dataclass
@@ -140,13 +143,15 @@ class Transport:
             else:
                 if reply.status < 300:
                     return reply.body
-                if reply.status != 503:
+                err = (reply.body or {}).get("error", {}) if isinstance(reply.body, dict) else {}
+                code = str(err.get("code", ""))
+                if reply.status != 503 and code != "disk_full":
                     raise_for(reply.status, reply.body)
-                msg = str((reply.body or {}).get("error", {}).get("message", ""))
+                msg = str(err.get("message", ""))
                 self.endpoints.failed(url)
-                if not idempotent and not msg.startswith(NOT_PROPOSED):
+                if not idempotent and code not in NOT_PROPOSED:
                     raise Indeterminate(f"{method} {path} via {url}: {msg}; outcome unknown")
-                last = Unavailable(msg, "unavailable", 503)
+                last = Unavailable(msg, code or "unavailable", reply.status)
             if endpoint is not None and tried >= 3:
                 break
             left = deadline - time.monotonic()

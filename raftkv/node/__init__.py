@@ -1,14 +1,6 @@
-"""The asyncio runtime around the pure Raft core: storage, ticks, Ready loop, waiters."""
+"""The asyncio runtime around the pure Raft core: storage, ticks, the Ready driver."""
 
-from raftkv.node.membership import Member, load_or_bootstrap_members, parse_initial_cluster
-from raftkv.node.node import Node, NodeConfig, NotLeaderError, UnavailableError
+from raftkv.node.membership import Member, parse_initial_cluster
+from raftkv.node.node import Node, NodeConfig
 
-__all__ = [
-    "Member",
-    "Node",
-    "NodeConfig",
-    "NotLeaderError",
-    "UnavailableError",
-    "load_or_bootstrap_members",
-    "parse_initial_cluster",
-]
+__all__ = ["Member", "Node", "NodeConfig", "parse_initial_cluster"]

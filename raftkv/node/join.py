@@ -19,7 +19,7 @@ from pathlib import Path
 
 import structlog
 
-from raftkv.node.membership import MEMBERS_FILE, Member, save_members
+from raftkv.node.membership import MEMBERS_FILE, Member, save_members_file
 from raftkv.transport import codec
 
 log = structlog.get_logger("raftkv.join")
@@ -78,12 +78,15 @@ async def join_existing(
         except (OSError, ValueError, KeyError) as e:
             log.warning("could not read the member list; waiting again", error=str(e))
             continue
-        members = [Member(int(m["id"]), str(m["name"]), str(m["peer_url"])) for m in raw]  # type: ignore[call-overload]
+        members = [
+            Member(int(m["id"]), str(m["name"]), str(m["peer_url"]), str(m.get("client_url") or ""))  # type: ignore[call-overload]
+            for m in raw
+        ]
         if any(m.name == name for m in members):
             break
         log.warning("the cluster does not list us yet; waiting again", name=name)
     members.sort(key=lambda m: m.id)
-    save_members(data_dir, members)
+    save_members_file(data_dir, members)
     me = next(m for m in members if m.name == name)
     log.info("joined the cluster membership", id=me.id, members=len(members))
     return members

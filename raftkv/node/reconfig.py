@@ -1,22 +1,32 @@
-"""Runtime membership changes: add a learner, promote, remove, transfer leadership.
+"""Membership mechanics on a member: applying conf changes, and the leader-side steps
+of adding, promoting and removing members and handing over leadership.
 
-The member's name and URLs travel inside the ConfChange context, so every node learns
-a new peer's address from the replicated log (not from a side channel) and records it
-in members.json when the entry applies. All operations run on the leader: it is the
-only node that knows how far a learner has caught up and whether a change is pending.
+The meaning of each operation (validation, forwarding to the leader, the answer)
+lives in the service layer (service/cluster.py); these functions are what only a
+node can do: propose conf changes to its core, read its replication progress, and
+wait for the change to apply (on applied-index waiters, never by polling).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import time
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+import contextlib
+from typing import TYPE_CHECKING
 
-from raftkv.node.membership import Member, MembershipRecord, save_members
+from raftkv.errors import (
+    BadTransferee,
+    ConfChangeRefused,
+    LearnerNotReady,
+    MemberExists,
+    MemberNotFound,
+    NotLearner,
+    Unavailable,
+    Why,
+)
+from raftkv.node.membership import Member, MembershipRecord, encode_context
 from raftkv.raft import ProposalDropped, Role
 from raftkv.raft.messages import ConfChange, ConfChangeType
+from raftkv.storage import commands as cmds
 from raftkv.transport import tcp
 
 if TYPE_CHECKING:
@@ -27,205 +37,192 @@ if TYPE_CHECKING:
 LEARNER_MAX_LAG = 1000
 
 
-class ReconfigError(Exception):
-    """A refused membership request; `status` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def encode_context(name: str, peer_url: str, client_url: str | None) -> bytes:
-    return json.dumps({"name": name, "peer_url": peer_url, "client_url": client_url}).encode()
-
-
-def decode_context(raw: bytes) -> dict[str, Any] | None:
-    """The member described by a ConfChange context; None for bootstrap entries."""
-    if not raw:
-        return None
-    try:
-        ctx = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(ctx, dict) or not ctx.get("name") or not ctx.get("peer_url"):
-        return None
-    return ctx
+# --- applying (every member) ---------------------------------------------------------
 
 
 def on_conf_change_applied(node: Node, cc: ConfChange) -> None:
-    """Mirror an applied conf change into members.json, the transport and node state.
-
-    Called from the Ready loop for every applied conf-change entry (also on replay
-    after a restart, so it is idempotent)."""
-    members = {m.id: m for m in node.members}
-    ctx = decode_context(cc.context)
-    if cc.type in (ConfChangeType.ADD_LEARNER, ConfChangeType.ADD_NODE) and ctx is not None:
-        if cc.node_id not in members:
-            m = Member(cc.node_id, str(ctx["name"]), str(ctx["peer_url"]).rstrip("/"))
-            members[m.id] = m
-            if ctx.get("client_url"):
-                node.client_urls.setdefault(m.id, str(ctx["client_url"]))
-            if m.id != node.id:
-                _add_peer(node, m)
-    elif cc.type == ConfChangeType.REMOVE_NODE:
-        members.pop(cc.node_id, None)
-        node.client_urls.pop(cc.node_id, None)
-        if cc.node_id == node.id:
-            _mark_removed(node)
-        else:
-            _remove_peer(node, cc.node_id)
-    new = sorted(members.values(), key=lambda m: m.id)
-    if new != node.members:
-        node.members = new
-        save_members(node.cfg.data_dir, new)
+    """Mirror an applied conf change into the membership and the transport."""
+    change = node.membership.apply(cc)
+    if change.added is not None and change.added.id != node.id:
+        node.transport.add_peer(tcp.PeerAddr(change.added.id, *change.added.peer_host_port))
+    if change.removed_id and change.removed_id != node.id:
+        node.transport.remove_peer(change.removed_id)
+    if change.self_removed:
+        _removed(node)
 
 
-def _add_peer(node: Node, m: Member) -> None:
-    node.transport.add_peer(tcp.PeerAddr(m.id, *m.peer_host_port))
+def adopt(node: Node, rec: MembershipRecord) -> None:
+    """Take the membership restored from a snapshot: dial new members, drop gone ones."""
+    new, gone = node.membership.adopt(rec)
+    for m in new:
+        node.transport.add_peer(tcp.PeerAddr(m.id, *m.peer_host_port))
+    for nid in gone:
+        node.transport.remove_peer(nid)
+    if node.membership.removed:
+        _removed(node)
 
 
-def _remove_peer(node: Node, nid: int) -> None:
-    node.transport.remove_peer(nid)
-
-
-def adopt_membership(node: Node, rec: MembershipRecord) -> None:
-    """Take the membership restored from a snapshot: dial members added while we
-    were behind, forget removed ones, and persist the list (members.json)."""
-    node.conf_state = rec.conf_state
-    node.max_member_id = max(node.max_member_id, rec.max_id)
-    if not rec.members:
-        return  # an older record without addresses: keep what we know
-    current = {m.id: m for m in node.members}
-    wanted = {m.id: m for m in rec.members}
-    for nid, m in wanted.items():
-        if nid != node.id and nid not in current:
-            _add_peer(node, m)
-    for nid in current:
-        if nid not in wanted and nid != node.id:
-            _remove_peer(node, nid)
-            node.client_urls.pop(nid, None)
-    for nid, url in rec.client_urls.items():
-        node.client_urls.setdefault(nid, url)
-    new = sorted(wanted.values(), key=lambda m: m.id)
-    if node.id not in wanted:
-        _mark_removed(node)
-    if new != node.members:
-        node.members = new
-        save_members(node.cfg.data_dir, new)
-
-
-def _mark_removed(node: Node) -> None:
-    if node.removed:
-        return
-    node.removed = True
-    node.log.warning("this member was removed from the cluster; it stops serving")
+def _removed(node: Node) -> None:
+    node.log.warning("this member was removed from the cluster: exiting")
     if node.on_removed is not None:
         node.on_removed()
 
 
-def next_member_id(node: Node) -> int:
-    """Never reuse an id, even of a removed member: the record keeps the highest."""
-    known = {m.id for m in node.members} | set(node.conf_state.all_nodes())
-    return max(max(known, default=0), node.max_member_id) + 1
+# --- leader-side operations ----------------------------------------------------------
 
 
 def _require_leader(node: Node) -> None:
     if node.role != Role.LEADER:
-        raise ReconfigError(503, "not_leader", "membership changes must run on the leader")
+        raise Unavailable(Why.LEADER_CHANGED)
 
 
-async def _propose_and_wait(node: Node, cc: ConfChange, done: Any) -> None:
-    """Propose `cc` and wait until `done()` holds on this node (the change applied)."""
-    try:
-        node.raft.propose_conf_change(cc)
-    except ProposalDropped as e:
-        status = 409 if "pending" in str(e) or "demote" in str(e) else 412
-        raise ReconfigError(status, "conf_change_refused", str(e)) from e
-    node._wake.set()
-    deadline = time.monotonic() + node.cfg.request_timeout
-    while not done():
-        if time.monotonic() > deadline:
-            raise ReconfigError(503, "timeout", "the membership change did not apply in time")
-        await asyncio.sleep(0.02)
+async def _change(node: Node, cc: ConfChange) -> None:
+    """Propose `cc` on the leader and wait until it has applied here.
+
+    One change at a time: while an earlier one (or a new leader's first entries, which
+    a conf change must not overtake) is still unapplied, wait for it within the request
+    timeout instead of refusing at once."""
+    _require_leader(node)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + node.cfg.request_timeout
+    while True:
+        try:
+            await node.propose_conf_change(cc)
+            break
+        except ProposalDropped as e:
+            pending = node.raft.pending_conf_index
+            left = deadline - loop.time()
+            if pending <= node.raft.log.applied or left <= 0:
+                raise ConfChangeRefused(str(e)) from None
+            with contextlib.suppress(Unavailable):
+                await node.wait_applied(pending, timeout=left)
+            _require_leader(node)
+    if node.role != Role.LEADER:
+        raise Unavailable(Why.LEADER_CHANGED, proposed=True)
+    index = node.raft.log.last_index()
+    await node.wait_applied(index)
 
 
-def _check_url(name: str, url: str) -> str:
-    u = urlsplit(url)
-    if u.scheme != "http" or not u.hostname or not u.port:
-        raise ReconfigError(400, "bad_request", f"{name} must look like http://host:port")
-    return url.rstrip("/")
+def _url_taken(node: Node, name: str, peer_url: str) -> None:
+    for m in node.membership.members.values():
+        if m.name == name or m.peer_url == peer_url:
+            raise MemberExists(m.name, m.peer_url)
 
 
 async def add_learner(node: Node, name: str, peer_url: str, client_url: str | None) -> Member:
     _require_leader(node)
-    if not name:
-        raise ReconfigError(400, "bad_request", "name must not be empty")
-    peer_url = _check_url("peer_url", peer_url)
-    if client_url is not None:
-        client_url = _check_url("client_url", client_url)
-    for m in node.members:
-        if m.name == name or m.peer_url == peer_url:
-            raise ReconfigError(409, "member_exists", f"member {m.name} ({m.peer_url}) exists")
-    nid = next_member_id(node)
-    cc = ConfChange(ConfChangeType.ADD_LEARNER, nid, encode_context(name, peer_url, client_url))
-    await _propose_and_wait(node, cc, lambda: nid in node.conf_state.learners)
-    return next(m for m in node.members if m.id == nid)
+    _url_taken(node, name, peer_url)
+    nid = node.membership.next_id()
+    ctx = encode_context(name, peer_url, client_url)
+    await _change(node, ConfChange(ConfChangeType.ADD_LEARNER, nid, ctx))
+    m = node.membership.get(nid)
+    if m is None:
+        raise Unavailable(Why.LEADER_CHANGED, proposed=True)
+    return m
 
 
-def _member(node: Node, nid: int) -> Member:
-    for m in node.members:
-        if m.id == nid:
-            return m
-    if nid in node.conf_state.all_nodes():
+def member(node: Node, nid: int) -> Member:
+    m = node.membership.get(nid)
+    if m is not None:
+        return m
+    if nid in node.membership.conf_state.all_nodes():
         return Member(nid, f"member-{nid}", "")
-    raise ReconfigError(404, "member_not_found", f"member {nid} not found")
+    raise MemberNotFound(nid)
 
 
 async def promote(node: Node, nid: int) -> Member:
     _require_leader(node)
-    m = _member(node, nid)
-    if nid in node.conf_state.voters:
-        raise ReconfigError(412, "not_learner", f"member {nid} is already a voter")
+    m = member(node, nid)
+    if node.membership.is_voter(nid):
+        raise NotLearner(nid)
     pr = node.raft.prs.get(nid)
     last = node.raft.log.last_index()
     if pr is None or pr.match < last - LEARNER_MAX_LAG:
-        match = pr.match if pr else 0
-        raise ReconfigError(
-            412,
-            "learner_not_ready",
-            f"learner {nid} is not in sync with the leader (match {match}, last {last})",
-        )
-    await _propose_and_wait(
-        node, ConfChange(ConfChangeType.ADD_NODE, nid), lambda: nid in node.conf_state.voters
-    )
+        raise LearnerNotReady(nid, pr.match if pr else 0, last)
+    await _change(node, ConfChange(ConfChangeType.ADD_NODE, nid))
+    if not node.membership.is_voter(nid):
+        raise Unavailable(Why.LEADER_CHANGED, proposed=True)
     return m
 
 
 async def remove(node: Node, nid: int) -> Member:
     _require_leader(node)
-    m = _member(node, nid)
-    await _propose_and_wait(
-        node,
-        ConfChange(ConfChangeType.REMOVE_NODE, nid),
-        lambda: nid not in node.conf_state.all_nodes(),
-    )
+    m = member(node, nid)
+    await _change(node, ConfChange(ConfChangeType.REMOVE_NODE, nid))
+    if nid in node.membership.conf_state.all_nodes():
+        raise Unavailable(Why.LEADER_CHANGED, proposed=True)
     return m
 
 
 async def transfer_leader(node: Node, to: int) -> int:
     """Hand leadership to voter `to`; the new leader's id once it has taken over."""
     _require_leader(node)
-    if to not in node.conf_state.voters:
-        raise ReconfigError(412, "not_voter", f"member {to} is not a voter")
+    if not node.membership.is_voter(to):
+        raise BadTransferee(to)
     if to == node.id:
         return to
     node.raft.transfer_leadership(to)
-    node._wake.set()
-    deadline = time.monotonic() + 3 * node.cfg.election_tick * node.cfg.tick_seconds
-    while time.monotonic() < deadline:
-        if node.leader == to:
-            return to
-        await asyncio.sleep(0.02)
-    raise ReconfigError(503, "timeout", f"member {to} did not take over in time")
+    node.wake()
+    deadline = (
+        asyncio.get_running_loop().time() + 3 * node.cfg.election_tick * node.cfg.tick_seconds
+    )
+    while node.leader != to:
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            raise Unavailable(Why.TIMEOUT, proposed=True)
+        with contextlib.suppress(TimeoutError):
+            await node.wait_role_change(left)
+    return to
+
+
+async def hand_off_leadership(node: Node) -> None:
+    """On a graceful stop: transfer to the most caught-up connected voter, if any."""
+    best = [
+        (pr.match, nid)
+        for nid, pr in node.raft.prs.items()
+        if nid != node.id and node.membership.is_voter(nid) and node.transport.connected(nid)
+    ]
+    if not best:
+        return
+    _, target = max(best)
+    node.log.info("transferring leadership", to=target)
+    with contextlib.suppress(Unavailable, BadTransferee):
+        await transfer_leader(node, target)
+
+
+# --- attributes and alarms -----------------------------------------------------------
+
+
+async def publish_attributes(node: Node) -> None:
+    """Publish this member's advertised client URL through Raft (etcd's "publish"), so
+    every member lists it; retried until the membership shows it."""
+    while True:
+        me = node.membership.get(node.id)
+        if me is None or me.client_url == node.cfg.client_url or node.membership.removed:
+            return
+        if not node.leader:
+            await asyncio.sleep(0.1)
+            continue
+        ctx = encode_context(me.name, me.peer_url, node.cfg.client_url)
+        with contextlib.suppress(ProposalDropped, Unavailable):
+            await node.propose_conf_change(ConfChange(ConfChangeType.UPDATE_NODE, node.id, ctx))
+        await asyncio.sleep(0.3)  # one conf change at a time: a refused one is retried
+
+
+def raise_nospace_alarm(node: Node) -> None:
+    """The leader saw a write refused for lack of quota: raise NOSPACE cluster-wide
+    (replicated, persisted) until an operator disarms it, as etcd does."""
+    if node.mvcc.nospace:
+        return
+    node.log.warning(
+        "backend quota reached: raising the NOSPACE alarm",
+        quota=node.mvcc.quota_bytes,
+        hint="compact, defragment, then disarm the alarm (etcdctl alarm disarm)",
+    )
+    alarm = cmds.Alarm(node.id, cmds.AlarmType.NOSPACE, True)
+    node.spawn(_quietly(node, alarm))
+
+
+async def _quietly(node: Node, cmd: cmds.Command) -> None:
+    with contextlib.suppress(Unavailable):
+        await node.propose(cmd)

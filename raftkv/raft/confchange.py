@@ -21,4 +21,5 @@ def apply_conf_change(cs: ConfState, cc: ConfChange) -> ConfState:
     elif cc.type == ConfChangeType.REMOVE_NODE:
         voters.discard(nid)
         learners.discard(nid)
+    # UPDATE_NODE changes only a member's attributes, which the membership record keeps.
     return ConfState(frozenset(voters), frozenset(learners))

@@ -655,7 +655,10 @@ class Raft:
             return "a configuration change is already pending"
         if cc.type == ConfChangeType.ADD_LEARNER and cc.node_id in self.conf.voters:
             return "cannot demote a voter to a learner"
-        if cc.type == ConfChangeType.REMOVE_NODE and cc.node_id not in self.conf.all_nodes():
+        if (
+            cc.type in (ConfChangeType.REMOVE_NODE, ConfChangeType.UPDATE_NODE)
+            and cc.node_id not in self.conf.all_nodes()
+        ):
             return "node is not a member"
         if cc.type == ConfChangeType.REMOVE_NODE and self.conf.voters == {cc.node_id}:
             return "cannot remove the last voter"

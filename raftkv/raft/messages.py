@@ -43,6 +43,7 @@ class ConfChangeType(IntEnum):
     ADD_NODE = 0  # add a voter, or promote an existing learner
     ADD_LEARNER = 1
     REMOVE_NODE = 2
+    UPDATE_NODE = 3  # a member's attributes (name, URLs) change; the voter sets do not
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,28 @@
-"""The native HTTP/JSON client API (aiohttp), curl-first, under /v1/."""
+"""The API faces over the service layer: the native `/v1` API and etcd's v3 JSON
+gateway (`/v3`), plus health, metrics and the test-mode debug routes."""
 
-from raftkv.server.app import build_app
+from __future__ import annotations
+
+from aiohttp import web
+
+from raftkv.server import debug, v1
+from raftkv.server.etcd import mount as mount_etcd
+from raftkv.server.http import CORS_KEY, StreamGate, origin_guard
+from raftkv.service import Services
+
+
+def build_app(services: Services, cors: frozenset[str] = frozenset()) -> web.Application:
+    """One aiohttp app serving every HTTP face of one member."""
+    app = web.Application(
+        client_max_size=services.limits.max_body_bytes,
+        middlewares=[origin_guard, v1.errors_middleware],
+    )
+    app[CORS_KEY] = cors
+    gate = StreamGate(services.limits.max_streams)
+    v1.add_routes(app, services, gate)
+    debug.add_routes(app.router, services.node)  # 404 unless RAFTKV_TEST_MODE=1
+    mount_etcd(app, services, gate)  # etcd v3 JSON gateway: /v3, /v3beta, /version
+    return app
+
 
 __all__ = ["build_app"]

@@ -11,16 +11,17 @@ from __future__ import annotations
 import json
 import time
 import zlib
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from raftkv import testmode as tm
+from raftkv.errors import InvalidArgument
 from raftkv.node.node import Node
 from raftkv.raft import EntryType
-from raftkv.server.errors import ApiError, bad_request
+from raftkv.server.v1.errors import ApiError, bad_request
 from raftkv.storage import commands as cmds
-from raftkv.storage.errors import BadRequestError
 
 MAX_LOG_PAGE = 10_000
 
@@ -66,7 +67,7 @@ class DebugApi:
                 "applied": n.mvcc.applied_index(),
                 "first_index": n.logstore.first_index(),
                 "last_index": n.logstore.last_index(),
-                "snapshot_index": n.snap_index,
+                "snapshot_index": n.driver.snapshot_index,
                 "revision": n.mvcc.current_revision(),
                 "compact_revision": n.mvcc.compact_revision(),
                 "leases": {str(i): n.lessor.remaining(i) for i in n.mvcc.lease_list()},
@@ -140,15 +141,18 @@ class DebugApi:
         body = await _body(req)
         copy_to = body.get("copy_to")
         # On the LMDB worker thread: after the last queued write, not racing it.
-        applied, last = await n._run_io(_sync, n, copy_to)
+        applied, last = await n.run_io(_sync, n, copy_to)
         n.last_fsync = {"applied": applied, "last_index": last, "time": time.time()}
         return _json(n.last_fsync)
 
 
 def _sync(n: Node, copy_to: str | None) -> tuple[int, int]:
-    n.env.sync(True)
-    if copy_to:
-        n.env.copy(str(copy_to))
+    for name, env in (("log", n.logstore.env), ("state", n.mvcc.env)):
+        env.sync(True)
+        if copy_to:
+            target = Path(copy_to) / name
+            target.mkdir(parents=True, exist_ok=True)
+            env.copy(str(target))
     return n.mvcc.applied_index(), n.logstore.last_index()
 
 
@@ -166,7 +170,7 @@ def _entry_json(e: Any) -> dict[str, Any]:
     else:
         try:
             c = cmds.decode(e.data)
-        except BadRequestError:
+        except InvalidArgument:
             out["type"] = "undecodable"
         else:
             out["type"] = type(c).__name__.lower()

@@ -17,21 +17,27 @@ from raftkv.raft.core import PLANTED_BUGS
 from raftkv.sim.cluster import SimResult, Violation, run_seed
 
 
-def _run(args: tuple[int, int | None, frozenset[str]]) -> SimResult | Violation:
-    seed, nodes, bugs = args
+def _run(
+    args: tuple[int, int | None, frozenset[str], frozenset[str]],
+) -> SimResult | Violation:
+    seed, nodes, bugs, driver_bugs = args
     try:
-        return run_seed(seed, nodes=nodes, bugs=bugs)
+        return run_seed(seed, nodes=nodes, bugs=bugs, driver_bugs=driver_bugs)
     except Violation as v:
         return v
 
 
-def replay_command(seed: int, nodes: int | None, bugs: frozenset[str]) -> str:
+def replay_command(
+    seed: int, nodes: int | None, bugs: frozenset[str], driver_bugs: frozenset[str] = frozenset()
+) -> str:
     cmd = f"make sim SEED={seed}"
     extra = []
     if nodes:
         extra.append(f"--nodes {nodes}")
     if bugs:
         extra.append(f"--bugs {','.join(sorted(bugs))}")
+    if driver_bugs:
+        extra.append(f"--driver-bugs {','.join(sorted(driver_bugs))}")
     if extra:
         cmd = f"python -m raftkv.sim --seed {seed} " + " ".join(extra)
     return cmd
@@ -44,23 +50,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--start", type=int, default=0, help="campaign: first seed")
     p.add_argument("--nodes", type=int, choices=[3, 5], help="default: 3 for even seeds, 5 odd")
     p.add_argument("--bugs", default="", help=f"planted bugs: {','.join(sorted(PLANTED_BUGS))}")
+    p.add_argument(
+        "--driver-bugs", default="", help="planted Ready-driver bugs: send_before_persist"
+    )
     p.add_argument("--jobs", type=int, default=2)
     a = p.parse_args(argv)
     bugs = frozenset(b for b in a.bugs.split(",") if b)
+    driver_bugs = frozenset(b for b in a.driver_bugs.split(",") if b)
 
     if a.seed is not None:
-        out = _run((a.seed, a.nodes, bugs))
+        out = _run((a.seed, a.nodes, bugs, driver_bugs))
         if isinstance(out, Violation):
             print("\n".join(out.trace))
             print(f"VIOLATION {out}")
-            print(f"replay: {replay_command(a.seed, a.nodes, bugs)}")
+            print(f"replay: {replay_command(a.seed, a.nodes, bugs, driver_bugs)}")
             return 1
         print(f"seed {a.seed}: ok  {_summary([out])}")
         return 0
 
     started = time.monotonic()
     seeds = range(a.start, a.start + a.seeds)
-    jobs = [(s, a.nodes, bugs) for s in seeds]
+    jobs = [(s, a.nodes, bugs, driver_bugs) for s in seeds]
     with Pool(max(1, a.jobs)) as pool:
         outcomes = pool.map(_run, jobs, chunksize=16)
     results = [o for o in outcomes if isinstance(o, SimResult)]
@@ -69,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"seeds run: {len(outcomes)} in {elapsed:.1f}s  {_summary(results)}")
     print(f"violations: {len(violations)}")
     for v in violations[:20]:
-        print(f"  {v}\n    replay: {replay_command(v.seed, a.nodes, bugs)}")
+        print(f"  {v}\n    replay: {replay_command(v.seed, a.nodes, bugs, driver_bugs)}")
     return 1 if violations else 0
 
 

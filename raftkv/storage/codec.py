@@ -10,14 +10,17 @@ these bytes outlive the process and cross version boundaries.
 from __future__ import annotations
 
 import struct
+import zlib
 
 import msgpack
 
 from raftkv.raft.messages import ConfState, Entry, EntryType, HardState, SnapshotMeta
+from raftkv.storage.errors import CorruptionError
 
-# term, index, type. The index duplicates the LMDB key on purpose: decoding can check
-# that the entry found under a key is the entry that key names.
-ENTRY_HEADER = struct.Struct(">QQB")
+# term, index, type, crc32 of the payload. The index duplicates the LMDB key on purpose:
+# decoding can check that the entry found under a key is the entry that key names; the
+# checksum catches a damaged page before a damaged entry is applied or replicated.
+ENTRY_HEADER = struct.Struct(">QQBI")
 HARD_STATE = struct.Struct(">QQQ")
 INDEX_KEY = struct.Struct(">Q")
 
@@ -31,12 +34,20 @@ def index_key(index: int) -> bytes:
 
 
 def encode_entry(e: Entry) -> bytes:
-    return ENTRY_HEADER.pack(e.term, e.index, e.type) + e.data
+    return ENTRY_HEADER.pack(e.term, e.index, e.type, zlib.crc32(e.data)) + e.data
 
 
-def decode_entry(buf: bytes) -> Entry:
-    term, index, typ = ENTRY_HEADER.unpack_from(buf)
-    return Entry(term, index, _ENTRY_TYPES[typ], buf[ENTRY_HEADER.size :])
+def decode_entry(buf: bytes, expect_index: int | None = None) -> Entry:
+    """The entry in `buf`; CorruptionError if its checksum or index does not match."""
+    try:
+        term, index, typ, crc = ENTRY_HEADER.unpack_from(buf)
+        data = buf[ENTRY_HEADER.size :]
+        kind = _ENTRY_TYPES[typ]
+    except (struct.error, IndexError) as e:
+        raise CorruptionError(f"raft log entry header is damaged: {e}") from None
+    if zlib.crc32(data) != crc or (expect_index is not None and index != expect_index):
+        raise CorruptionError(f"raft log entry {expect_index or index} is damaged")
+    return Entry(term, index, kind, data)
 
 
 def entry_term(buf: bytes) -> int:

@@ -1,10 +1,10 @@
-"""The one LMDB environment a node keeps in its data directory.
+"""Opening an LMDB environment with the settings durability depends on.
 
-The Raft log store and the MVCC state machine share a single environment so the node
-has one file to fsync, one map to size and one place to look when a disk fills up. Both
-sides open their named databases from the same handle; the helpers here make sure the
-environment is opened with the settings durability depends on (sync on, metasync on,
-no writemap) and with room for every named database either side uses.
+A node keeps two environments in its data directory (see datadir.py): the Raft log and
+the MVCC state machine, each with its own map, so neither can starve the other. The
+helpers here open either with sync on, metasync on and no writemap, and refuse a file
+that is shorter than its own meta page says (a truncated copy would SIGBUS the process
+at the first read of a missing page).
 """
 
 from __future__ import annotations
@@ -22,9 +22,13 @@ MiB = 1 << 20
 # MVCC quota (2 GiB by default) so the NOSPACE error fires long before MapFullError.
 DEFAULT_MAP_SIZE = 8 * GiB
 
-# Named databases: 2 for the log store, 9 for the state machine, plus spare slots so a
-# future schema can add one without every deployment having to reopen with new flags.
+# Named databases, with spare slots so a future schema can add one without every
+# deployment having to reopen with new flags.
 DEFAULT_MAX_DBS = 32
+
+
+class TruncatedError(Exception):
+    """The data file is shorter than the pages its meta page says are in use."""
 
 
 def open_env(
@@ -48,7 +52,7 @@ def open_env(
     p = Path(path)
     if not readonly:
         p.mkdir(parents=True, exist_ok=True)
-    return lmdb.open(
+    env = lmdb.open(
         str(p),
         map_size=map_size,
         subdir=True,
@@ -63,6 +67,28 @@ def open_env(
         lock=True,
         create=not readonly,
     )
+    try:
+        check_length(env)
+    except TruncatedError:
+        env.close()
+        raise
+    return env
+
+
+def check_length(env: lmdb.Environment) -> None:
+    """Refuse a data file shorter than the pages in use (read from the meta page only,
+    before any data page is touched)."""
+    data = Path(env.path()) / "data.mdb"
+    try:
+        size = data.stat().st_size
+    except FileNotFoundError:
+        return
+    need = env_size(env)
+    if size < need:
+        raise TruncatedError(
+            f"{data} is {size} bytes but its meta page says {need} bytes are in use: "
+            "the file was truncated or copied incompletely"
+        )
 
 
 def env_size(env: lmdb.Environment) -> int:

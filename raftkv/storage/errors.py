@@ -1,151 +1,62 @@
-"""Errors the state machine reports, with etcd's exact wording and gRPC codes.
+"""Local storage failures: what the disk did, never what a request did.
 
-Clients of etcd match on these strings (some map them to exception classes), so the
-`message` is etcd's text verbatim and `grpc_code` is the status etcd's gateway puts in
-the error body; the HTTP layer only has to map the code to a status.
-
-The same classes serve two roles: reads raise them, and `apply` returns them inside an
-`ApplyResult` instead of raising, because one failed command must not abort the other
-commands committed in the same batch. They are plain values (code + message), so a
-result that carries one can be stored in the dedup table and replayed identically.
+Requests are refused with the typed errors of `raftkv.errors`; these are about the
+member's own files, and the node reacts to them itself: a full disk stops writes until
+space is back, damaged data stops the member (fail-stop) with a recovery runbook.
 """
 
 from __future__ import annotations
 
-from enum import IntEnum
+import errno
+import os
+
+import lmdb
+
+RUNBOOK = (
+    "This member's data cannot be trusted. Recover it: (1) remove it from the cluster "
+    "(`raftkv member remove <id>` or DELETE /v1/members/<id> on a healthy member), "
+    "(2) wipe its data dir, (3) add it back (POST /v1/members, then start it with "
+    "--initial-cluster-state existing) so it catches up from the leader. If a majority "
+    "is damaged, restore every member from the latest snapshot instead (see the README, "
+    "'Recovering a member')."
+)
 
 
-class GrpcCode(IntEnum):
-    INVALID_ARGUMENT = 3
-    NOT_FOUND = 5
-    FAILED_PRECONDITION = 9
-    RESOURCE_EXHAUSTED = 8
-    OUT_OF_RANGE = 11
-
-
-class ErrorCode(IntEnum):
-    """Stable numeric identity of an error, used in the persisted encoding."""
-
-    BAD_REQUEST = 1
-    COMPACTED = 2
-    FUTURE_REVISION = 3
-    LEASE_NOT_FOUND = 4
-    LEASE_EXISTS = 5
-    NO_SPACE = 6
-    DUPLICATE_KEY = 7
-    KEY_NOT_FOUND = 8
-    LEASE_TTL_TOO_LARGE = 9
-
-
-class MvccError(Exception):
-    """Base class: a request the state machine refused, with nothing written."""
-
-    code: ErrorCode = ErrorCode.BAD_REQUEST
-    grpc_code: GrpcCode = GrpcCode.INVALID_ARGUMENT
-    default_message: str = "etcdserver: bad request"
-
-    def __init__(self, message: str | None = None) -> None:
-        self.message = message or self.default_message
-        super().__init__(self.message)
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, MvccError)
-            and other.code == self.code
-            and other.message == self.message
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.code, self.message))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.message!r})"
-
-
-class BadRequestError(MvccError):
-    """Malformed request (empty key, oversized key, undecodable command...)."""
-
-
-class RevisionCompactedError(MvccError):
-    code = ErrorCode.COMPACTED
-    grpc_code = GrpcCode.OUT_OF_RANGE
-    default_message = "etcdserver: mvcc: required revision has been compacted"
-
-
-class FutureRevisionError(MvccError):
-    code = ErrorCode.FUTURE_REVISION
-    grpc_code = GrpcCode.OUT_OF_RANGE
-    default_message = "etcdserver: mvcc: required revision is a future revision"
-
-
-class LeaseNotFoundError(MvccError):
-    code = ErrorCode.LEASE_NOT_FOUND
-    grpc_code = GrpcCode.NOT_FOUND
-    default_message = "etcdserver: requested lease not found"
-
-
-class LeaseExistsError(MvccError):
-    code = ErrorCode.LEASE_EXISTS
-    grpc_code = GrpcCode.FAILED_PRECONDITION
-    default_message = "etcdserver: lease already exists"
-
-
-class NoSpaceError(MvccError):
-    code = ErrorCode.NO_SPACE
-    grpc_code = GrpcCode.RESOURCE_EXHAUSTED
-    default_message = "etcdserver: mvcc: database space exceeded"
-
-
-class DuplicateKeyError(MvccError):
-    code = ErrorCode.DUPLICATE_KEY
-    grpc_code = GrpcCode.INVALID_ARGUMENT
-    default_message = "etcdserver: duplicate key given in txn request"
-
-
-class KeyNotFoundError(MvccError):
-    """A put with ignore_value/ignore_lease on a key that does not exist."""
-
-    code = ErrorCode.KEY_NOT_FOUND
-    grpc_code = GrpcCode.INVALID_ARGUMENT
-    default_message = "etcdserver: key not found"
-
-
-class LeaseTTLTooLargeError(MvccError):
-    code = ErrorCode.LEASE_TTL_TOO_LARGE
-    grpc_code = GrpcCode.OUT_OF_RANGE
-    default_message = "etcdserver: too large lease TTL"
-
-
-# etcd's request-validation messages that share BadRequestError's code.
-MSG_EMPTY_KEY = "etcdserver: key is not provided"
-MSG_VALUE_PROVIDED = "etcdserver: value is provided"
-MSG_LEASE_PROVIDED = "etcdserver: lease is provided"
-MSG_KEY_TOO_LARGE = "raftkv: key is too large"
-
-_BY_CODE: dict[ErrorCode, type[MvccError]] = {
-    cls.code: cls
-    for cls in (
-        BadRequestError,
-        RevisionCompactedError,
-        FutureRevisionError,
-        LeaseNotFoundError,
-        LeaseExistsError,
-        NoSpaceError,
-        DuplicateKeyError,
-        KeyNotFoundError,
-        LeaseTTLTooLargeError,
-    )
-}
-
-
-def error_from_code(code: int, message: str) -> MvccError:
-    """Rebuild an error from its persisted (code, message) form."""
-    return _BY_CODE[ErrorCode(code)](message)
+class CorruptionError(Exception):
+    """The data on disk is damaged: the member must stop (fail-stop), not limp on."""
 
 
 class StorageFullError(Exception):
-    """The LMDB map itself is full even for a write that frees space.
+    """The disk (or an LMDB map) has no room for a write that must happen."""
 
-    Not an MvccError: no request caused it and no answer fixes it. The node must stop
-    applying (fail-stop) rather than skip entries; an operator has to grow the map.
-    """
+
+# lmdb errors that mean the file itself is damaged or inconsistent.
+_CORRUPT = (
+    lmdb.CorruptedError,
+    lmdb.PageNotFoundError,
+    lmdb.InvalidError,
+    lmdb.VersionMismatchError,
+    lmdb.BadRslotError,
+    lmdb.PanicError,
+)
+
+
+def is_corruption(e: BaseException) -> bool:
+    return isinstance(e, (CorruptionError, *_CORRUPT))
+
+
+_FULL_ERRNOS = (errno.ENOSPC, errno.EIO, errno.EDQUOT)
+
+
+def is_full(e: BaseException) -> bool:
+    """The disk is full (ENOSPC, or LMDB's EIO on a short write), or a map is."""
+    if isinstance(e, StorageFullError | lmdb.MapFullError | lmdb.DiskError):
+        return True
+    if isinstance(e, OSError):
+        return e.errno in _FULL_ERRNOS
+    if isinstance(e, lmdb.Error):
+        # py-lmdb's C binding raises the bare lmdb.Error for system errors and keeps no
+        # code: its message is "<call>: <strerror(code)>", so the code is read from it.
+        text = str(e)
+        return any(text.endswith(": " + os.strerror(code)) for code in _FULL_ERRNOS)
+    return False

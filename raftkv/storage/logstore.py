@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NoReturn
 
 import lmdb
@@ -29,7 +30,8 @@ import lmdb
 from raftkv.raft.messages import ConfState, Entry, HardState, Snapshot, SnapshotMeta
 from raftkv.raft.storage import CompactedError, UnavailableError
 from raftkv.storage import codec
-from raftkv.storage.env import MiB
+from raftkv.storage.env import MiB, env_size, open_env
+from raftkv.storage.verify import verify_log
 
 LOG_DB = b"log"
 RAFTMETA_DB = b"raftmeta"
@@ -69,11 +71,14 @@ class LogStore:
     def __init__(
         self, env: lmdb.Environment, *, max_inline_snapshot: int = DEFAULT_MAX_INLINE_SNAPSHOT
     ) -> None:
+        self._max_inline_snapshot = max_inline_snapshot
+        self._write_lock = threading.Lock()
+        self._open(env)
+
+    def _open(self, env: lmdb.Environment) -> None:
         self._env = env
         self._log = env.open_db(LOG_DB)
         self._meta = env.open_db(RAFTMETA_DB)
-        self._max_inline_snapshot = max_inline_snapshot
-        self._write_lock = threading.Lock()
         with env.begin() as txn:
             hs = txn.get(_K_HARD_STATE, db=self._meta)
             self._hard_state = codec.decode_hard_state(hs) if hs else HardState()
@@ -105,6 +110,28 @@ class LogStore:
                 f"raft log starts at {first_stored} but the compaction point is {dummy_index}"
             )
         return _LogState(dummy_index, dummy_term, last, last - len(terms) + 1, tuple(terms))
+
+    @property
+    def env(self) -> lmdb.Environment:
+        return self._env
+
+    def verify(self) -> int:
+        """Check every entry's checksum and the log's contiguity (CorruptionError)."""
+        return verify_log(self._env, self._log)
+
+    def reopen(self) -> None:
+        """Close and reopen the environment (LMDB refuses every transaction after a
+        failed meta-page write, e.g. on a full disk, until it is reopened). The cache
+        only ever moves on a successful commit, so it matches what is on disk."""
+        with self._write_lock:
+            path = Path(self._env.path())
+            map_size = self._env.info()["map_size"]
+            sync = bool(self._env.flags()["sync"])
+            self._env.close()
+            self._open(open_env(path, map_size, sync=sync))
+
+    def used_bytes(self) -> int:
+        return env_size(self._env)
 
     def _first_stored(self, txn: lmdb.Transaction) -> int:
         cur = txn.cursor(self._log)

@@ -1,4 +1,4 @@
-"""The MVCC state machine: etcd v3 key-value semantics on LMDB.
+"""The MVCC state machine: etcd v3 key-value semantics in its own LMDB environment.
 
 `MvccStore.apply()` takes committed Raft entries and applies them in ONE write
 transaction together with the new applied index, so a crash mid-apply replays the
@@ -10,16 +10,23 @@ Determinism is the contract with the other replicas: given the same entries, eve
 replica returns the same results and ends in the same state. That is why lease ids
 are derived from the Raft index, why the quota is checked against a logical size
 computed from the applied commands rather than against LMDB's file (see layout.py),
-and why nothing here reads a clock or a random source.
+why read budgets inside txns are stamped by the proposer, and why nothing here reads
+a clock or a random source.
 
-Threads: one thread applies (apply/restore/set_conf_state are serialised by a lock);
+The environment holds only the state machine (the Raft log has its own, log.py), so
+neither can starve the other, and `defragment()` can rewrite it compactly.
+
+Threads: one thread applies (apply/restore/defragment are serialised by a lock);
 any number of threads may read concurrently, each read working on one LMDB snapshot.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,24 +34,24 @@ from pathlib import Path
 import lmdb
 import structlog
 
+from raftkv.errors import Unavailable, Why
 from raftkv.storage import leases
-from raftkv.storage.commands import Range, SortOrder, SortTarget, validate
-from raftkv.storage.env import GiB, MiB, env_size
-from raftkv.storage.errors import StorageFullError
-from raftkv.storage.layout import (
-    K_CONF_STATE,
-    K_SCHEMA,
-    K_STATE,
-    SCHEMA_VERSION,
-    U64,
-    Dbs,
-    State,
+from raftkv.storage.commands import AlarmType, Range, Txn, validate
+from raftkv.storage.env import GiB, MiB, env_size, open_env
+from raftkv.storage.errors import is_corruption
+from raftkv.storage.layout import K_CONF_STATE, K_SCHEMA, K_STATE, SCHEMA_VERSION, U64, Dbs, State
+from raftkv.storage.results import (
+    ApplyResult,
+    EventPage,
+    KeyValue,
+    LeaseInfo,
+    RangeResponse,
+    TxnResponse,
 )
-from raftkv.storage.logstore import LOG_DB, RAFTMETA_DB
-from raftkv.storage.results import ApplyResult, EventPage, KeyValue, LeaseInfo, RangeResponse
 from raftkv.storage.snapshot import SnapshotStream, open_stream, restore_into
-from raftkv.storage.view import View
-from raftkv.storage.writer import Writer
+from raftkv.storage.verify import verify_state
+from raftkv.storage.view import UNBOUNDED, Budget, View
+from raftkv.storage.writer import Writer, load_alarms
 
 log = structlog.get_logger(__name__)
 
@@ -56,14 +63,15 @@ DEFAULT_SNAPSHOT_CHUNK = 1 * MiB
 REVISION_META_EVERY = 32
 
 
-class MvccStore:
-    """etcd-style revisioned key-value store, leases and dedup table in one LMDB env.
+def map_size_for(quota_bytes: int) -> int:
+    """The LMDB map to open for a quota: virtual address space only (the file grows
+    as pages are used), so it is generous — four times the quota, at least 16 GiB —
+    and the deterministic quota, not LMDB's MapFullError, is what refuses writes."""
+    return max(16 * GiB, 4 * quota_bytes)
 
-    `quota_bytes` bounds the logical data size (NOSPACE beyond it). `reserve_bytes`
-    is physical headroom kept free in the LMDB map for writes that must always work
-    (deletes, revokes, compactions, the applied index itself); it defaults to 1/16 of
-    the map, at least 16 MiB, and quota + reserve must fit in the map.
-    """
+
+class MvccStore:
+    """etcd-style revisioned key-value store, leases, alarms and dedup table."""
 
     def __init__(
         self,
@@ -71,30 +79,22 @@ class MvccStore:
         *,
         quota_bytes: int = DEFAULT_QUOTA,
         dedup_capacity: int = DEFAULT_DEDUP_CAPACITY,
-        reserve_bytes: int | None = None,
         revision_meta: Path | None = None,
     ) -> None:
-        map_size = env.info()["map_size"]
-        reserve = max(16 * MiB, map_size // 16) if reserve_bytes is None else reserve_bytes
-        if quota_bytes <= 0 or quota_bytes + reserve > map_size:
-            raise ValueError(
-                f"quota {quota_bytes} plus reserve {reserve} must fit in the LMDB map "
-                f"({map_size} bytes); open the environment with a larger map_size"
-            )
+        if quota_bytes <= 0:
+            raise ValueError("the backend quota must be positive")
         self._env = env
         self._dbs = Dbs(env)
-        # Every database in the shared environment, for db_size_in_use(). Opening the
-        # log store's here (creating them if it has not yet) keeps all handle opening
-        # at construction: LMDB forbids opening handles from concurrent transactions.
-        self._all_dbs = [*self._dbs.by_name().values()] + [
-            env.open_db(name) for name in (LOG_DB, RAFTMETA_DB)
-        ]
-        self._map_size = map_size
-        self._reserve = reserve
         self.quota_bytes = quota_bytes
         self._dedup_capacity = dedup_capacity
         self._max_key_size = env.max_key_size()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # apply, restore, defragment
+        # Readers hold this only while they use the environment (never across an
+        # await); defragment holds it only for the instant it swaps the files.
+        self._swap = threading.RLock()
+        self._long_readers = 0  # snapshot streams in flight (defragment waits for them)
+        self.on_corruption: Callable[[BaseException], None] | None = None
+        self._defragmenting = False
         # Test mode's non-atomic-apply mutation only (None in production): when set, the
         # applied index is committed in its own transaction before the state change,
         # and this hook (a failpoint) runs between the two.
@@ -122,6 +122,16 @@ class MvccStore:
             self._dedup_index = {
                 v[1 : 1 + v[0]]: U64.unpack(k)[0] for k, v in txn.cursor(self._dbs.dedup)
             }
+            self._alarms = load_alarms(txn, self._dbs)
+
+    @property
+    def env(self) -> lmdb.Environment:
+        return self._env
+
+    def verify(self) -> int:
+        """Full scan against the history digest (CorruptionError); records read."""
+        with self._swap:
+            return verify_state(self._env, self._dbs)
 
     # --- test mode: revision-from-unsynced-meta -------------------------------------------
     def _restore_revision_from_meta(self, path: Path) -> None:
@@ -164,44 +174,14 @@ class MvccStore:
         entries that carry no command (a new leader's empty entry, conf changes). Each
         entry gets one result, in order. `conf_state` (opaque bytes from the node) is
         stored in the same transaction: the membership as of the batch's last index.
-        Raises StorageFullError (fail-stop) only if LMDB's map is full even for a
-        batch whose growing writes were all refused.
+        Raises only lmdb errors (the disk is full, the data is damaged): then nothing
+        of the batch was written and the caller may retry it.
         """
         with self._lock:
-            nospace = self._map_nearly_full()
-            if nospace:
-                log.warning("lmdb map nearly full: refusing growing writes", batch=len(batch))
-            try:
-                return self._apply(batch, conf_state, nospace)
-            except lmdb.MapFullError:
-                if nospace:
-                    raise StorageFullError("LMDB map is full") from None
-                log.error("lmdb map full mid-batch: retrying with growing writes refused")
-            try:
-                return self._apply(batch, conf_state, True)
-            except lmdb.MapFullError:
-                raise StorageFullError("LMDB map is full") from None
-
-    def _map_nearly_full(self) -> bool:
-        """Whether growing writes could push LMDB's map into MapFullError.
-
-        The cheap test is the file's high-water mark. LMDB never lowers it, so once it
-        is within the reserve of the map's end, growing writes are still safe only if
-        they can reuse free pages: enough must be free, and no reader may be pinning
-        the pages freed since it started (LMDB cannot reuse those, so every write
-        would extend the file). This is a local safety net, not the quota: the quota
-        is the deterministic logical size, checked per command.
-        """
-        env = self._env
-        if self._map_size - env_size(env) >= self._reserve:
-            return False
-        env.reader_check()  # clear slots of dead reader processes
-        if _old_readers(env):
-            return True
-        return self._map_size - self.db_size_in_use() < self._reserve
+            return self._apply(batch, conf_state)
 
     def _apply(
-        self, batch: Sequence[tuple[int, bytes]], conf_state: bytes | None, nospace: bool
+        self, batch: Sequence[tuple[int, bytes]], conf_state: bytes | None
     ) -> list[ApplyResult]:
         st = self._state
         expected = st.applied_index + 1
@@ -222,14 +202,15 @@ class MvccStore:
         txn = self._env.begin(write=True)
         try:
             w = Writer(
+                self._env,
                 txn,
                 self._dbs,
                 st,
                 quota=self.quota_bytes,
-                nospace=nospace,
                 max_key_size=self._max_key_size,
                 dedup_capacity=self._dedup_capacity,
                 dedup_index=self._dedup_index,
+                alarms=self._alarms,
             )
             for index, data in batch:
                 if index <= st.applied_index:
@@ -245,6 +226,7 @@ class MvccStore:
             txn.abort()
             raise
         self._state = new_state
+        self._alarms = w.alarms
         if self._revision_meta is not None:
             self._flush_revision_meta()
         if conf_state is not None:
@@ -273,50 +255,57 @@ class MvccStore:
         """The conf state the node passed with the last applied batch that had one."""
         return self._conf_state
 
+    def alarms(self) -> list[tuple[int, int]]:
+        """Active alarms as (member id, alarm type), as of the last applied entry."""
+        return sorted(self._alarms)
+
+    @property
+    def nospace(self) -> bool:
+        """The NOSPACE alarm is raised: growing writes are refused everywhere."""
+        return any(a == AlarmType.NOSPACE for _, a in self._alarms)
+
+    def state(self) -> State:
+        return self._state
+
     # --- reads ---------------------------------------------------------------------------
     @contextmanager
+    def _txn(self) -> Iterator[lmdb.Transaction]:
+        try:
+            with self._swap, self._env.begin() as txn:
+                yield txn
+        except lmdb.Error as e:
+            if is_corruption(e) and self.on_corruption is not None:
+                self.on_corruption(e)  # the member stops: it must not answer from bad pages
+            raise
+
+    @contextmanager
     def _view(self) -> Iterator[View]:
-        with self._env.begin() as txn:
+        with self._txn() as txn:
             raw = txn.get(K_STATE, db=self._dbs.meta)
             st = State.decode(raw) if raw else State()
             yield View(txn, self._dbs, st.revision, st.compact_revision)
 
-    def range(
-        self,
-        key: bytes,
-        range_end: bytes = b"",
-        revision: int = 0,
-        limit: int = 0,
-        keys_only: bool = False,
-        count_only: bool = False,
-        sort_order: SortOrder = SortOrder.NONE,
-        sort_target: SortTarget = SortTarget.KEY,
-        min_mod_revision: int = 0,
-        max_mod_revision: int = 0,
-        min_create_revision: int = 0,
-        max_create_revision: int = 0,
-    ) -> RangeResponse:
-        """etcd's Range. `revision` 0 reads the current revision.
+    def range(self, r: Range, budget: Budget = UNBOUNDED) -> RangeResponse:
+        """etcd's Range, at `r.revision` (0 = current), within `budget`.
 
-        Raises RevisionCompactedError / FutureRevisionError / BadRequestError.
+        Raises Compacted / FutureRevision / InvalidArgument / ResultTooLarge.
         """
-        r = Range(
-            key,
-            range_end,
-            revision,
-            limit,
-            keys_only,
-            count_only,
-            sort_order,
-            sort_target,
-            min_mod_revision,
-            max_mod_revision,
-            min_create_revision,
-            max_create_revision,
-        )
         validate(r, self._max_key_size)
         with self._view() as v:
-            return v.range(r)
+            return v.range(r, budget)
+
+    def read_txn(self, t: Txn, budget: Budget = UNBOUNDED) -> TxnResponse:
+        """Evaluate a txn that only reads (see View.read_txn) on the current state."""
+        validate(t, self._max_key_size)
+        with self._view() as v:
+            resp = v.read_txn(t, budget)
+            resp.revision = v.current
+            return resp
+
+    def get(self, key: bytes, revision: int = 0) -> KeyValue | None:
+        """The key's value at `revision` (0 = current), or None."""
+        kvs = self.range(Range(key, revision=revision)).kvs
+        return kvs[0] if kvs else None
 
     def state_digest(self) -> dict[str, int | str]:
         """SHA-256 over every live key-value and the revision, with the applied index.
@@ -326,7 +315,7 @@ class MvccStore:
         HashKV check at the end of a robustness test).
         """
         h = hashlib.sha256()
-        with self._env.begin() as txn:
+        with self._txn() as txn:
             raw = txn.get(K_STATE, db=self._dbs.meta)
             st = State.decode(raw) if raw else State()
             v = View(txn, self._dbs, st.revision, st.compact_revision)
@@ -345,11 +334,6 @@ class MvccStore:
             "keys": len(kvs),
         }
 
-    def get(self, key: bytes, revision: int = 0) -> KeyValue | None:
-        """The key's value at `revision` (0 = current), or None."""
-        kvs = self.range(key, revision=revision).kvs
-        return kvs[0] if kvs else None
-
     def events(
         self,
         start_revision: int,
@@ -357,17 +341,20 @@ class MvccStore:
         range_end: bytes = b"",
         limit: int = 0,
         prev_kv: bool = False,
+        max_bytes: int = 0,
     ) -> EventPage:
         """Historical changes for watch catch-up; see View.events.
 
-        Raises RevisionCompactedError if start_revision is below the compact revision.
+        Raises Compacted if start_revision is below the compact revision.
         """
         with self._view() as v:
-            return v.events(start_revision, key, range_end, limit, prev_kv)
+            return v.events(start_revision, key, range_end, limit, prev_kv, max_bytes)
 
     def lease_get(self, lease_id: int) -> LeaseInfo | None:
         """Granted TTL, last checkpointed remaining TTL and attached keys; None if absent."""
-        with self._env.begin() as txn:
+        if not 0 < lease_id <= leases.MAX_ID:
+            return None
+        with self._txn() as txn:
             return leases.read_lease(txn, self._dbs.lease, self._dbs.lease_keys, lease_id, True)
 
     def lease_list(self) -> list[int]:
@@ -376,27 +363,25 @@ class MvccStore:
 
     def leases(self) -> list[LeaseInfo]:
         """Every lease with its TTLs (no keys): what a new leader needs to run expiry."""
-        with self._env.begin() as txn:
+        with self._txn() as txn:
             return leases.all_leases(txn, self._dbs.lease)
 
     # --- space -------------------------------------------------------------------------
     def db_size(self) -> int:
-        """Bytes of the LMDB file in use (high-water mark; LMDB never shrinks it)."""
-        return env_size(self._env)
+        """Bytes of the LMDB file in use (high-water mark; only defragment shrinks it)."""
+        with self._swap:
+            return env_size(self._env)
 
     def db_size_in_use(self) -> int:
-        """Bytes of pages holding live B-tree data across the whole environment.
-
-        The gap to db_size() is free pages LMDB will reuse (after compaction or
-        deletes); like etcd's dbSizeInUse, it shows what a defragmentation would win.
-        Counts the log store's databases too: they share the file and the map.
-        """
-        env = self._env
-        pages = 2 + _pages(env.stat())  # two meta pages + the main (names) tree
-        with env.begin() as txn:
-            for db in self._all_dbs:
-                pages += _pages(txn.stat(db))
-        return pages * env.stat()["psize"]
+        """Bytes of pages holding live B-tree data (etcd's dbSizeInUse): the gap to
+        db_size() is free pages LMDB will reuse, what a defragmentation would win."""
+        with self._swap:
+            env = self._env
+            pages = 2 + _pages(env.stat())  # two meta pages + the main (names) tree
+            with env.begin() as txn:
+                for db in self._dbs.by_name().values():
+                    pages += _pages(txn.stat(db))
+            return pages * env.stat()["psize"]
 
     def space_used(self) -> int:
         """The logical size the quota is checked against (same on every replica)."""
@@ -407,25 +392,36 @@ class MvccStore:
         """(applied_index, conf_state, chunks) of the whole state machine, consistent.
 
         The chunks come from one read transaction opened now; close the iterator if
-        you stop before the end (see SnapshotChunks).
+        you stop before the end (see SnapshotChunks). While a stream is open the store
+        will not defragment (the stream's reads would lose their file).
         """
-        return open_stream(self._env, self._dbs, chunk_size)
+        with self._swap:
+            if self._defragmenting:
+                raise Unavailable(Why.STORAGE)
+            self._long_readers += 1
+        try:
+            stream = open_stream(self._env, self._dbs, chunk_size)
+        except BaseException:
+            self._reader_done()
+            raise
+        stream.chunks.on_close = self._reader_done
+        return stream
+
+    def _reader_done(self) -> None:
+        with self._swap:
+            self._long_readers -= 1
 
     def restore(self, chunks: Iterable[bytes]) -> None:
         """Atomically replace the whole state machine with a snapshot stream.
 
-        One write transaction: on a truncated or corrupt stream (SnapshotError) or a
-        snapshot too big for the map (StorageFullError) nothing changes. Afterwards
-        applied_index() is the snapshot's index.
+        One write transaction: on a truncated or corrupt stream (SnapshotError) nothing
+        changes. Afterwards applied_index() is the snapshot's index.
         """
         with self._lock:
             txn = self._env.begin(write=True)
             try:
                 restore_into(txn, self._dbs, chunks)
                 txn.commit()
-            except lmdb.MapFullError:
-                txn.abort()
-                raise StorageFullError("snapshot does not fit in the LMDB map") from None
             except BaseException:
                 txn.abort()
                 raise
@@ -435,15 +431,62 @@ class MvccStore:
                 self._revision_meta.write_text(f"{self._state.revision}\n")
                 self._revision_meta_at = self._state.revision
 
+    def reopen(self) -> None:
+        """Close and reopen the environment (LMDB refuses every transaction after a
+        failed meta-page write, e.g. on a full disk, until it is reopened)."""
+        with self._lock, self._swap:
+            env = self._env
+            path, map_size = Path(env.path()), env.info()["map_size"]
+            sync = bool(env.flags()["sync"])
+            env.close()
+            self._env = open_env(path, map_size, sync=sync)
+            self._dbs = Dbs(self._env)
+            self._load()
 
-def _old_readers(env: lmdb.Environment) -> bool:
-    """Is any read transaction older than the last commit (pinning freed pages)?"""
-    last = env.info()["last_txnid"]
-    for line in env.readers().splitlines()[1:]:
-        fields = line.split()
-        if len(fields) == 3 and fields[2].isdigit() and int(fields[2]) < last:
-            return True
-    return False
+    # --- defragmentation ---------------------------------------------------------------------
+    def defragment(self, wait_readers: float = 10.0) -> tuple[int, int]:
+        """Rewrite the environment compactly and swap it in; (size before, size after).
+
+        LMDB reuses freed pages but never shrinks its file: after a compaction only a
+        rewrite returns the space (etcd's defragment). Applies wait meanwhile; reads go
+        on against the old file until the instant of the swap.
+        """
+        with self._lock:
+            with self._swap:
+                self._defragmenting = True
+            try:
+                deadline = time.monotonic() + wait_readers
+                while self._long_readers and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if self._long_readers:
+                    raise Unavailable(Why.STORAGE)
+                return self._rewrite()
+            finally:
+                with self._swap:
+                    self._defragmenting = False
+
+    def _rewrite(self) -> tuple[int, int]:
+        env = self._env
+        path = Path(env.path())
+        before = env_size(env)
+        map_size = env.info()["map_size"]
+        sync = bool(env.flags()["sync"])
+        fresh = path.with_name(path.name + ".defrag")
+        shutil.rmtree(fresh, ignore_errors=True)
+        fresh.mkdir()
+        env.copy(str(fresh), compact=True)
+        with self._swap:
+            env.close()
+            old = path.with_name(path.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(fresh, path)
+            self._env = open_env(path, map_size, sync=sync)
+            self._dbs = Dbs(self._env)
+        shutil.rmtree(old, ignore_errors=True)
+        after = env_size(self._env)
+        log.info("defragmented the state machine", before=before, after=after)
+        return before, after
 
 
 def _pages(stat: dict[str, int]) -> int:

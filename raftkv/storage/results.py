@@ -18,8 +18,8 @@ from typing import NamedTuple
 
 import msgpack
 
+from raftkv.errors import RaftkvError, from_wire
 from raftkv.storage.commands import Tag
-from raftkv.storage.errors import MvccError, error_from_code
 
 
 class EventType(IntEnum):
@@ -127,6 +127,14 @@ class NoopResponse:
     revision: int
 
 
+@dataclass(slots=True)
+class AlarmResponse:
+    """The alarms active after the command: (member id, alarm type) pairs."""
+
+    revision: int
+    alarms: list[tuple[int, int]] = field(default_factory=list)
+
+
 Response = (
     RangeResponse
     | PutResponse
@@ -137,6 +145,7 @@ Response = (
     | LeaseRevokeResponse
     | LeaseCheckpointResponse
     | NoopResponse
+    | AlarmResponse
 )
 
 
@@ -155,7 +164,7 @@ class ApplyResult:
     index: int
     revision: int
     response: Response | None = None
-    error: MvccError | None = None
+    error: RaftkvError | None = None
     events: list[Event] = field(default_factory=list)
     request_id: bytes | None = None
     duplicate: bool = False
@@ -194,6 +203,8 @@ def _resp_raw(r: Response) -> list[object]:
         return [Tag.LEASE_CHECKPOINT, r.revision]
     if isinstance(r, NoopResponse):
         return [Tag.NOOP, r.revision]
+    if isinstance(r, AlarmResponse):
+        return [Tag.ALARM, r.revision, [list(a) for a in r.alarms]]
     raise TypeError(f"not a response: {r!r}")
 
 
@@ -217,14 +228,16 @@ def _resp_from_raw(raw: list) -> Response:  # type: ignore[type-arg]
         return LeaseCheckpointResponse(raw[1])
     if tag == Tag.NOOP:
         return NoopResponse(raw[1])
+    if tag == Tag.ALARM:
+        return AlarmResponse(raw[1], [(m, a) for m, a in raw[2]])
     raise ValueError(f"unknown response tag {tag}")
 
 
-def encode_outcome(revision: int, response: Response | None, error: MvccError | None) -> bytes:
+def encode_outcome(revision: int, response: Response | None, error: RaftkvError | None) -> bytes:
     """The part of an ApplyResult a duplicate request gets back."""
     body: list[object]
     if error is not None:
-        body = [_ERROR, int(error.code), error.message]
+        body = [_ERROR, error.to_wire()]
     elif response is not None:
         body = _resp_raw(response)
     else:
@@ -232,10 +245,10 @@ def encode_outcome(revision: int, response: Response | None, error: MvccError | 
     return msgpack.packb([revision, body], use_bin_type=True)
 
 
-def decode_outcome(buf: bytes) -> tuple[int, Response | None, MvccError | None]:
+def decode_outcome(buf: bytes) -> tuple[int, Response | None, RaftkvError | None]:
     revision, body = msgpack.unpackb(buf, raw=False)
     if not body:
         return revision, None, None
     if body[0] == _ERROR:
-        return revision, None, error_from_code(body[1], body[2])
+        return revision, None, from_wire(body[1])
     return revision, _resp_from_raw(body), None

@@ -19,7 +19,7 @@ older layout instead of misreading it. Never pickle.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 import lmdb
@@ -56,6 +56,7 @@ class SnapshotChunks:
     def __init__(self, txn: lmdb.Transaction, dbs: Dbs, header: dict, chunk_size: int) -> None:  # type: ignore[type-arg]
         self._txn: lmdb.Transaction | None = txn
         self._gen = _generate(txn, dbs, header, chunk_size)
+        self.on_close: Callable[[], None] | None = None  # the store counts open streams
 
     def __iter__(self) -> Iterator[bytes]:
         return self
@@ -72,6 +73,8 @@ class SnapshotChunks:
         if self._txn is not None:
             self._txn.abort()
             self._txn = None
+            if self.on_close is not None:
+                self.on_close()
 
     def __enter__(self) -> SnapshotChunks:
         return self

@@ -11,11 +11,29 @@ from __future__ import annotations
 
 import lmdb
 
-from raftkv.storage.commands import Compare, CompareResult, CompareTarget, Range, SortOrder
+from raftkv.errors import Compacted, FutureRevision, ResultTooLarge
+from raftkv.storage.commands import (
+    Compare,
+    CompareResult,
+    CompareTarget,
+    DeleteRange,
+    Put,
+    Range,
+    SortOrder,
+    Txn,
+)
 from raftkv.storage.commands import SortTarget as ST
-from raftkv.storage.errors import FutureRevisionError, RevisionCompactedError
+from raftkv.storage.errors import CorruptionError
 from raftkv.storage.layout import FLAG_TOMBSTONE, REC, REC_SIZE, REF_SIZE, REV, Dbs
-from raftkv.storage.results import Event, EventPage, EventType, KeyValue, RangeResponse
+from raftkv.storage.results import (
+    Event,
+    EventPage,
+    EventType,
+    KeyValue,
+    RangeResponse,
+    Response,
+    TxnResponse,
+)
 
 _MAX = (1 << 64) - 1
 _EMPTY_KV = KeyValue(b"", 0, 0, 0, b"", 0)
@@ -51,6 +69,46 @@ def decode_event(ref: bytes, rec: bytes) -> Event:
     if flags & FLAG_TOMBSTONE:
         return Event(EventType.DELETE, KeyValue(key, 0, main, 0, b"", 0), None)
     return Event(EventType.PUT, KeyValue(key, create, main, version, rec[end:], lease), None)
+
+
+class Budget:
+    """What one request's reads may scan (keys) and return (bytes); 0 = unbounded.
+
+    Ranges inside a txn run in the apply path, where an unbounded read would stall
+    Raft on every member and again at every restart: the proposer stamps the bound
+    into the txn, so every member stops at the same point with the same error.
+    """
+
+    __slots__ = ("max_keys", "max_bytes", "keys", "bytes")
+
+    def __init__(self, max_keys: int = 0, max_bytes: int = 0) -> None:
+        self.max_keys = max_keys
+        self.max_bytes = max_bytes
+        self.keys = 0
+        self.bytes = 0
+
+    def visit(self, n: int = 1) -> None:
+        self.keys += n
+        if self.max_keys and self.keys > self.max_keys:
+            raise ResultTooLarge("keys", self.max_keys)
+
+    def take(self, n: int) -> None:
+        self.bytes += n
+        if self.max_bytes and self.bytes > self.max_bytes:
+            raise ResultTooLarge("bytes", self.max_bytes)
+
+
+class _Unbounded(Budget):
+    """The budget of reads nobody bounds: counts nothing (it is shared)."""
+
+    def visit(self, n: int = 1) -> None:
+        pass
+
+    def take(self, n: int) -> None:
+        pass
+
+
+UNBOUNDED = _Unbounded()
 
 
 def span_end(key: bytes, range_end: bytes) -> bytes | None:
@@ -94,12 +152,18 @@ class View:
         return decode_kv(ref, self.txn.get(ref, db=self.dbs.hist), keys_only)
 
     # --- ranges -------------------------------------------------------------------------
-    def refs(self, key: bytes, range_end: bytes, rev: int) -> list[tuple[bytes, bytes]]:
-        """(key, revision) of every key in the range that is live at `rev`, key order."""
+    def refs(
+        self, key: bytes, range_end: bytes, rev: int, budget: Budget = UNBOUNDED
+    ) -> list[tuple[bytes, bytes]]:
+        """(key, revision) of every key in the range that is live at `rev`, key order.
+
+        Every index key walked counts against `budget` (checked every 1024 keys, so
+        the walk itself stays cheap and bounded)."""
         idx = self.idx
         out: list[tuple[bytes, bytes]] = []
         latest = rev >= self.current
         if not range_end:
+            budget.visit()
             if idx.set_key(key):
                 ref = self._ref_at(key, rev, latest)
                 if ref is not None:
@@ -111,27 +175,27 @@ class View:
         if not idx.set_range(key):
             return out
         append = out.append
-        if latest:
-            while True:
-                k = idx.key()
-                if end is not None and k >= end:
-                    break
+        walked = 0
+        bounded = budget.max_keys > 0
+        while True:
+            k = idx.key()
+            if end is not None and k >= end:
+                break
+            if latest:
                 idx.last_dup()
                 d = idx.value()
                 if not d[REF_SIZE]:
                     append((k, d[:REF_SIZE]))
-                if not idx.next_nodup():
-                    break
-        else:
-            while True:
-                k = idx.key()
-                if end is not None and k >= end:
-                    break
+            else:
                 ref = self._ref_at(k, rev, False)
                 if ref is not None:
                     append((k, ref))
-                if not idx.next_nodup():
-                    break
+            walked += 1
+            if bounded and walked & 1023 == 0:
+                budget.visit(1024)
+            if not idx.next_nodup():
+                break
+        budget.visit(walked & 1023 if bounded else walked)
         return out
 
     def _ref_at(self, key: bytes, rev: int, latest: bool) -> bytes | None:
@@ -150,16 +214,16 @@ class View:
     def check_revision(self, rev: int) -> int:
         """etcd's rule for a read at `rev` (0 = current); returns the revision to read."""
         if rev > self.current:
-            raise FutureRevisionError()
+            raise FutureRevision(self.current)
         if rev <= 0:
             return self.current
         if rev < self.compact_rev:
-            raise RevisionCompactedError()
+            raise Compacted(self.compact_rev)
         return rev
 
-    def range(self, r: Range) -> RangeResponse:
+    def range(self, r: Range, budget: Budget = UNBOUNDED) -> RangeResponse:
         rev = self.check_revision(r.revision)
-        refs = self.refs(r.key, r.range_end, rev)
+        refs = self.refs(r.key, r.range_end, rev, budget)
         count = len(refs)
         if r.count_only:
             return RangeResponse(self.current, [], count, False)
@@ -181,7 +245,14 @@ class View:
         # etcd sorts before it drops values for keys_only, so a sort by value needs them.
         sort_values = order != SortOrder.NONE and r.sort_target == ST.VALUE
         skip_values = r.keys_only and not sort_values
-        kvs = [decode_kv(ref, get(ref, db=hist), skip_values) for _k, ref in refs]
+        if budget.max_bytes:
+            kvs = []
+            for _k, ref in refs:
+                kv = decode_kv(ref, get(ref, db=hist), skip_values)
+                budget.take(len(kv.key) + len(kv.value))
+                kvs.append(kv)
+        else:
+            kvs = [decode_kv(ref, get(ref, db=hist), skip_values) for _k, ref in refs]
         if filtered:
             kvs = [kv for kv in kvs if _passes(r, kv)]
         if order != SortOrder.NONE and not _key_ascending(r, order):
@@ -195,10 +266,10 @@ class View:
         return RangeResponse(self.current, kvs, count, more)
 
     # --- compares -------------------------------------------------------------------------
-    def compare(self, c: Compare) -> bool:
+    def compare(self, c: Compare, budget: Budget = UNBOUNDED) -> bool:
         """etcd's applyCompare: every key in the range must satisfy the compare; an empty
         range compares as one zero-valued key, except that VALUE compares then fail."""
-        refs = self.refs(c.key, c.range_end, self.current)
+        refs = self.refs(c.key, c.range_end, self.current, budget)
         if not refs:
             if c.target == CompareTarget.VALUE:
                 return False
@@ -206,6 +277,20 @@ class View:
         get = self.txn.get
         hist = self.dbs.hist
         return all(_compare_kv(c, decode_kv(ref, get(ref, db=hist))) for _k, ref in refs)
+
+    def read_txn(self, t: Txn, budget: Budget = UNBOUNDED) -> TxnResponse:
+        """A txn with no writes, evaluated on this snapshot (etcd serves read-only txns
+        like reads: after a ReadIndex round, never through the log)."""
+        ok = all(self.compare(c, budget) for c in t.compares)
+        responses: list[Response] = []
+        for op in t.success if ok else t.failure:
+            if isinstance(op, Range):
+                responses.append(self.range(op, budget))
+            elif isinstance(op, Txn):
+                responses.append(self.read_txn(op, budget))
+            else:
+                raise TypeError("read_txn got a write")
+        return TxnResponse(0, ok, responses)
 
     # --- history ------------------------------------------------------------------------
     def events(
@@ -215,16 +300,18 @@ class View:
         range_end: bytes,
         limit: int = 0,
         prev_kv: bool = False,
+        max_bytes: int = 0,
     ) -> EventPage:
         """Changes at revisions >= start_revision to keys in the range, in order.
 
-        With `limit` the scan stops at a revision boundary once at least `limit` events
-        were collected (a txn's events are never split across pages). With `prev_kv`,
-        events at exactly the compact revision have none: compaction dropped the older
-        value (etcd, which reads it at revision - 1, omits it there too).
+        With `limit` (events) or `max_bytes` (their keys and values) the scan stops at
+        a revision boundary once the page is that full (a txn's events are never split
+        across pages), so a watcher catching up holds one bounded page at a time. With
+        `prev_kv`, events at exactly the compact revision have none: compaction dropped
+        the older value (etcd, which reads it at revision - 1, omits it there too).
         """
         if self.compact_rev and start_revision < self.compact_rev:
-            raise RevisionCompactedError()
+            raise Compacted(self.compact_rev)
         start_revision = max(start_revision, 1)
         events: list[Event] = []
         if start_revision > self.current:
@@ -234,10 +321,11 @@ class View:
         if not cur.set_range(REV.pack(start_revision, 0)):
             return EventPage(events, self.current)
         last_main = start_revision - 1
+        size = 0
         for ref, rec in cur:
             main = REV.unpack_from(ref)[0]
             if main != last_main:
-                if limit and len(events) >= limit:
+                if (limit and len(events) >= limit) or (max_bytes and size >= max_bytes):
                     return EventPage(events, last_main)
                 last_main = main
             klen = REC.unpack_from(rec)[4]
@@ -247,6 +335,9 @@ class View:
             ev = decode_event(ref, rec)
             if prev_kv:
                 ev = Event(ev.type, ev.kv, self._prev_kv(k, ref, rec[0]))
+                if ev.prev_kv is not None:
+                    size += len(ev.prev_kv.value)
+            size += len(rec)
             events.append(ev)
         return EventPage(events, self.current)
 
@@ -254,7 +345,7 @@ class View:
         """The key's value just before the change at `ref`."""
         idx = self.idx
         if not idx.set_key_dup(key, ref + bytes((flags & FLAG_TOMBSTONE,))):
-            raise RuntimeError(f"index lost the change of {key!r} at {REV.unpack(ref)}")
+            raise CorruptionError(f"index lost the change of {key!r} at {REV.unpack(ref)}")
         if not idx.prev_dup():
             return None
         d = idx.value()
@@ -299,3 +390,10 @@ def _compare_kv(c: Compare, kv: KeyValue) -> bool:
     if res == CompareResult.GREATER:
         return a > b  # type: ignore[operator]
     return a < b  # type: ignore[operator]
+
+
+def is_read_only(t: Txn) -> bool:
+    return not any(
+        isinstance(op, Put | DeleteRange) or (isinstance(op, Txn) and not is_read_only(op))
+        for op in (*t.success, *t.failure)
+    )

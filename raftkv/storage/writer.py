@@ -1,15 +1,22 @@
-"""Applying commands inside the batch's single LMDB write transaction.
+"""Applying commands inside the batch's LMDB write transaction: total and bounded.
 
 A `Writer` is created per `apply()` call. It carries the counters (revision, logical
-space, dedup sequence numbers, applied index) as plain attributes and only hands them
-back via `state()`, which the store writes in the same transaction; if the transaction
-aborts, the store's committed state is untouched.
+space, dedup sequence numbers, applied index, history digest) as plain attributes and
+hands them back via `state()`, which the store writes in the same transaction; if the
+batch aborts, the store's committed state is untouched.
 
-Every command checks everything that can fail *before* its first write, so an error
-leaves nothing behind and the batch goes on. A Txn works like etcd's applier: compares
-(including those of nested txns) are evaluated against the state before the txn,
-then the ops of the chosen branches are checked (lease exists, key exists for
-ignore_*, read revisions valid), then the quota, and only then does anything run.
+Apply is total: every committed entry yields a result, never an exception. Each
+command runs in its own nested LMDB transaction; if it fails — a refusal such as
+LeaseNotFound or NoSpace, a read over its budget, or even a bug — the nested
+transaction is aborted and the counters rolled back, so nothing of it remains and the
+error becomes the entry's stored result. The same code on the same state fails the
+same way on every member, so a bad entry can never poison the log or split replicas.
+Only local storage failures (the disk is full, LMDB reports damage) escape, and those
+stop the whole batch so the node can retry it or stop.
+
+A Txn works like etcd's applier: compares (including those of nested txns) are
+evaluated against the state before the txn, then the ops of the chosen branches run;
+its reads are bounded by the budget the proposer stamped into it.
 """
 
 from __future__ import annotations
@@ -17,9 +24,27 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import lmdb
+import structlog
 
+from raftkv.errors import (
+    Compacted,
+    FutureRevision,
+    InternalError,
+    Invalid,
+    InvalidArgument,
+    KeyNotFound,
+    LeaseExists,
+    LeaseNotFound,
+    LeaseTTLTooLarge,
+    NoSpace,
+    RaftkvError,
+    RequestIdConflict,
+)
 from raftkv.storage import leases
 from raftkv.storage.commands import (
+    MAX_CLIENT_ID,
+    Alarm,
+    AlarmType,
     Command,
     Compact,
     DeleteRange,
@@ -31,20 +56,13 @@ from raftkv.storage.commands import (
     Range,
     Txn,
     decode,
+    has_put,
     validate,
 )
-from raftkv.storage.errors import (
-    BadRequestError,
-    FutureRevisionError,
-    KeyNotFoundError,
-    LeaseExistsError,
-    LeaseNotFoundError,
-    LeaseTTLTooLargeError,
-    MvccError,
-    NoSpaceError,
-    RevisionCompactedError,
-)
+from raftkv.storage.errors import CorruptionError
 from raftkv.storage.layout import (
+    ALARM_KEY,
+    DIGEST_MOD,
     FLAG_TOMBSTONE,
     LEASE_OVERHEAD,
     LIVE,
@@ -58,8 +76,10 @@ from raftkv.storage.layout import (
     State,
     lease_key_cost,
     record_cost,
+    record_digest,
 )
 from raftkv.storage.results import (
+    AlarmResponse,
     ApplyResult,
     CompactResponse,
     DeleteRangeResponse,
@@ -76,22 +96,28 @@ from raftkv.storage.results import (
     decode_outcome,
     encode_outcome,
 )
-from raftkv.storage.view import View
+from raftkv.storage.view import Budget, View
 
-MAX_REQUEST_ID = 128  # bytes; request ids are LMDB keys in the dedup table
+log = structlog.get_logger(__name__)
+
+DIGEST_LEN = 16
+LOG_RANGE_KEYS = 100_000  # budget of a Range entry found in the log
+LOG_RANGE_BYTES = 16 << 20
 
 
 class Writer(View):
     """Applies entries of one batch; see the module docstring for the rules."""
 
     __slots__ = (
+        "env",
+        "root",
         "applied",
         "begin",
         "sub",
         "events",
         "space",
+        "digest",
         "quota",
-        "nospace",
         "max_key_size",
         "dedup_capacity",
         "dedup_head",
@@ -99,29 +125,33 @@ class Writer(View):
         "dedup_committed",
         "dedup_added",
         "dedup_evicted",
+        "alarms",
         "_handlers",
     )
 
     def __init__(
         self,
+        env: lmdb.Environment,
         txn: lmdb.Transaction,
         dbs: Dbs,
         state: State,
         *,
         quota: int,
-        nospace: bool,
         max_key_size: int,
         dedup_capacity: int,
         dedup_index: dict[bytes, int],
+        alarms: set[tuple[int, int]],
     ) -> None:
         super().__init__(txn, dbs, state.revision, state.compact_revision)
+        self.env = env
+        self.root = txn
         self.applied = state.applied_index
         self.begin = state.revision
         self.sub = 0
         self.events: list[Event] = []
         self.space = state.space_used
+        self.digest = state.hist_digest
         self.quota = quota
-        self.nospace = nospace
         self.max_key_size = max_key_size
         self.dedup_capacity = dedup_capacity
         self.dedup_head = state.dedup_head
@@ -131,6 +161,7 @@ class Writer(View):
         self.dedup_committed = dedup_index
         self.dedup_added: dict[bytes, int] = {}
         self.dedup_evicted: set[bytes] = set()
+        self.alarms = set(alarms)
         self._handlers: dict[type, Callable[[Command, int], Response]] = {
             Put: self._put,  # type: ignore[dict-item]
             DeleteRange: self._delete_range,  # type: ignore[dict-item]
@@ -140,6 +171,7 @@ class Writer(View):
             LeaseGrant: self._lease_grant,  # type: ignore[dict-item]
             LeaseRevoke: self._lease_revoke,  # type: ignore[dict-item]
             LeaseCheckpoint: self._lease_checkpoint,  # type: ignore[dict-item]
+            Alarm: self._alarm,  # type: ignore[dict-item]
             Noop: self._noop,  # type: ignore[dict-item]
         }
 
@@ -151,6 +183,7 @@ class Writer(View):
             self.space,
             self.dedup_head,
             self.dedup_next,
+            self.digest,
         )
 
     # --- one entry ----------------------------------------------------------------------
@@ -160,53 +193,94 @@ class Writer(View):
             return ApplyResult(index, self.current)
         try:
             cmd = decode(data)
-        except BadRequestError as e:
+        except InvalidArgument as e:
             return ApplyResult(index, self.current, error=e)
-        rid = cmd.request_id or None
-        if rid is not None:
-            if len(rid) > MAX_REQUEST_ID:
-                err = BadRequestError(f"raftkv: request id longer than {MAX_REQUEST_ID} bytes")
-                return ApplyResult(index, self.current, error=err, request_id=rid)
-            seq = self.dedup_added.get(rid)
-            if seq is None and rid not in self.dedup_evicted:
-                seq = self.dedup_committed.get(rid)
-            if seq is not None:
-                hit = self.txn.get(U64.pack(seq), db=self.dbs.dedup)
-                revision, response, error = decode_outcome(hit[1 + hit[0] :])
-                return ApplyResult(index, revision, response, error, [], rid, duplicate=True)
+        rid, cid = cmd.request_id, cmd.client_id
+        digest = b""
+        if cid is not None and not 1 <= len(cid) <= MAX_CLIENT_ID:
+            err = InvalidArgument(Invalid.REQUEST_ID_TOO_LONG)
+            return ApplyResult(index, self.current, error=err, request_id=rid)
+        if cid is not None:
+            digest = cmd.digest()
+            replay = self._replay(index, rid, cid, digest)
+            if replay is not None:
+                return replay
         self.begin = self.current
         self.sub = 0
         self.events = []
-        response: Response | None
+        response: Response | None = None
+        error: RaftkvError | None = None
+        saved = (self.current, self.compact_rev, self.space, self.digest, self.alarms)
+        if isinstance(cmd, Alarm):
+            self.alarms = set(self.alarms)  # copy on write: a failed Alarm leaves no trace
+        child = self.env.begin(write=True, parent=self.root)
+        self._bind(child)
         try:
             response = self._handlers[type(cmd)](cmd, index)
-            error = None
-        except MvccError as e:
-            response, error = None, e
+            child.commit()
+        except (lmdb.Error, CorruptionError):
+            child.abort()
+            raise  # local storage trouble (disk full, damage): not the entry's outcome
+        except RaftkvError as e:
+            child.abort()
+            error = e.with_traceback(None)  # a stored result must not pin the txn's frames
+        except Exception as e:  # a bug: the same on every member, so a stored result
+            child.abort()
+            log.exception("applying an entry raised", index=index, command=type(cmd).__name__)
+            error = InternalError(f"{type(cmd).__name__}: {type(e).__name__}")
+        finally:
+            self._bind(self.root)
+        if error is not None:
+            self.current, self.compact_rev, self.space, self.digest, self.alarms = saved
+            self.events = []
+            response = None
         result = ApplyResult(index, self.current, response, error, self.events, rid)
-        if rid is not None and self.dedup_capacity > 0 and not isinstance(cmd, Range):
-            self._remember(rid, result)
+        if cid is not None and self.dedup_capacity > 0 and not isinstance(cmd, Range):
+            self._remember(cid, digest, result)
         return result
 
-    def _remember(self, rid: bytes, result: ApplyResult) -> None:
-        """Keep the first outcome of a request id; forget the oldest beyond capacity.
+    def _bind(self, txn: lmdb.Transaction) -> None:
+        self.txn = txn
+        self.idx = txn.cursor(self.dbs.index)
+
+    def _replay(
+        self, index: int, rid: bytes | None, cid: bytes, digest: bytes
+    ) -> ApplyResult | None:
+        """The first outcome of client id `cid`, if it was seen; a conflict if the id
+        was used for a different command."""
+        seq = self.dedup_added.get(cid)
+        if seq is None and cid not in self.dedup_evicted:
+            seq = self.dedup_committed.get(cid)
+        if seq is None:
+            return None
+        hit = self.txn.get(U64.pack(seq), db=self.dbs.dedup)
+        n = hit[0]
+        stored_digest = hit[1 + n : 1 + n + DIGEST_LEN]
+        if stored_digest != digest:
+            return ApplyResult(index, self.current, error=RequestIdConflict(), request_id=rid)
+        revision, response, error = decode_outcome(hit[1 + n + DIGEST_LEN :])
+        return ApplyResult(index, revision, response, error, [], rid, duplicate=True)
+
+    def _remember(self, cid: bytes, digest: bytes, result: ApplyResult) -> None:
+        """Keep the first outcome of a client id; forget the oldest beyond capacity.
 
         Errors are remembered too: a client told "failed" must never see a delayed
-        duplicate of the same proposal succeed later.
+        duplicate of the same request succeed later.
         """
         txn = self.txn
         dedup = self.dbs.dedup
         outcome = encode_outcome(result.revision, result.response, result.error)
         seq = self.dedup_next
-        txn.put(U64.pack(seq), bytes((len(rid),)) + rid + outcome, db=dedup, append=True)
-        self.dedup_added[rid] = seq
+        record = bytes((len(cid),)) + cid + digest + outcome
+        txn.put(U64.pack(seq), record, db=dedup, append=True)
+        self.dedup_added[cid] = seq
         self.dedup_next += 1
         while self.dedup_next - self.dedup_head > self.dedup_capacity:
             old = txn.pop(U64.pack(self.dedup_head), db=dedup)
             if old is not None:
-                old_rid = old[1 : 1 + old[0]]
-                if self.dedup_added.pop(old_rid, None) is None:
-                    self.dedup_evicted.add(old_rid)
+                old_cid = old[1 : 1 + old[0]]
+                if self.dedup_added.pop(old_cid, None) is None:
+                    self.dedup_evicted.add(old_cid)
             self.dedup_head += 1
 
     # --- primitive writes ------------------------------------------------------------------
@@ -218,14 +292,30 @@ class Writer(View):
         return ref
 
     def reserve(self, cost: int) -> None:
-        if self.nospace or self.space + cost > self.quota:
-            raise NoSpaceError()
+        if self.space + cost > self.quota or self._nospace_alarm():
+            raise NoSpace()
+
+    def _nospace_alarm(self) -> bool:
+        return any(a == AlarmType.NOSPACE for _, a in self.alarms)
 
     def put_cost(self, key: bytes, value: bytes, lease: int, prev: KeyValue | None) -> int:
         cost = record_cost(REC_SIZE + len(key) + len(value), len(key))
         if lease and (prev is None or prev.lease != lease):
             cost += lease_key_cost(len(key))
         return cost
+
+    def _add_history(self, ref: bytes, rec: bytes, key: bytes) -> None:
+        if not self.txn.put(ref, rec, append=True, db=self.dbs.hist):
+            raise CorruptionError(f"history revision {REV.unpack(ref)} is not the newest")
+        self.space += record_cost(len(rec), len(key))
+        self.digest = (self.digest + record_digest(ref, rec)) % DIGEST_MOD
+
+    def _drop_history(self, ref: bytes, key: bytes) -> None:
+        rec = self.txn.pop(ref, db=self.dbs.hist)
+        if rec is None:
+            raise CorruptionError(f"history lost the change at {REV.unpack(ref)}")
+        self.space -= record_cost(len(rec), len(key))
+        self.digest = (self.digest - record_digest(ref, rec)) % DIGEST_MOD
 
     def write_put(self, key: bytes, value: bytes, lease: int, prev: KeyValue | None) -> None:
         ref = self._next_ref()
@@ -235,11 +325,9 @@ class Writer(View):
         else:
             create, version, old_lease = prev.create_revision, prev.version + 1, prev.lease
         rec = REC.pack(0, create, version, lease, len(key)) + key + value
+        self._add_history(ref, rec, key)
         txn = self.txn
-        if not txn.put(ref, rec, append=True, db=self.dbs.hist):
-            raise RuntimeError(f"history revision {REV.unpack(ref)} is not the newest")
         txn.put(key, ref + LIVE, db=self.dbs.index)
-        self.space += record_cost(len(rec), len(key))
         if old_lease != lease:
             if old_lease:
                 self._detach(old_lease, key)
@@ -253,11 +341,8 @@ class Writer(View):
         key = prev.key
         ref = self._next_ref()
         rec = REC.pack(FLAG_TOMBSTONE, 0, 0, 0, len(key)) + key
-        txn = self.txn
-        if not txn.put(ref, rec, append=True, db=self.dbs.hist):
-            raise RuntimeError(f"history revision {REV.unpack(ref)} is not the newest")
-        txn.put(key, ref + TOMBSTONE, db=self.dbs.index)
-        self.space += record_cost(len(rec), len(key))
+        self._add_history(ref, rec, key)
+        self.txn.put(key, ref + TOMBSTONE, db=self.dbs.index)
         if prev.lease:
             self._detach(prev.lease, key)
         kv = KeyValue(key, 0, self.current, 0, b"", 0)
@@ -282,9 +367,9 @@ class Writer(View):
     def _check_put(self, cmd: Put, prev: KeyValue | None) -> tuple[bytes, int]:
         """etcd's checkRequestPut; returns the value and lease the put will write."""
         if (cmd.ignore_value or cmd.ignore_lease) and prev is None:
-            raise KeyNotFoundError()
+            raise KeyNotFound()
         if cmd.lease and not self.lease_exists(cmd.lease):
-            raise LeaseNotFoundError()
+            raise LeaseNotFound(cmd.lease)
         value = prev.value if cmd.ignore_value and prev else cmd.value
         lease = prev.lease if cmd.ignore_lease and prev else cmd.lease
         return value, lease
@@ -301,33 +386,35 @@ class Writer(View):
         return prevs
 
     def _range(self, cmd: Range, index: int) -> Response:
+        """A standalone read in the log (no correct proposer sends one): bounded like a
+        txn's reads, so it cannot stall apply."""
         validate(cmd, self.max_key_size)
-        return self.range(cmd)
+        return self.range(cmd, Budget(LOG_RANGE_KEYS, LOG_RANGE_BYTES))
 
     def _noop(self, cmd: Noop, index: int) -> NoopResponse:
         return NoopResponse(self.current)
 
     def _txn(self, cmd: Txn, index: int) -> TxnResponse:
         validate(cmd, self.max_key_size)
+        if self._nospace_alarm() and has_put(cmd):
+            raise NoSpace()
+        budget = Budget(cmd.max_range_keys, cmd.max_range_bytes)
         path: list[bool] = []
-        self._compare_path(cmd, path)
+        self._compare_path(cmd, path, budget)
         cost, _ = self._check_branch(cmd, path, 0)
         if cost:
             self.reserve(cost)
-        try:
-            resp, _ = self._run_branch(cmd, path, 0)
-        except MvccError as e:  # everything that can fail was checked above
-            raise RuntimeError(f"txn op failed after its checks passed: {e!r}") from e
+        resp, _ = self._run_branch(cmd, path, 0, budget)
         resp.revision = self.current
         return resp
 
-    def _compare_path(self, t: Txn, path: list[bool]) -> None:
+    def _compare_path(self, t: Txn, path: list[bool], budget: Budget) -> None:
         """etcd's compareToPath: outcome of each txn on the chosen branches, pre-order."""
-        ok = all(self.compare(c) for c in t.compares)
+        ok = all(self.compare(c, budget) for c in t.compares)
         path.append(ok)
         for op in t.success if ok else t.failure:
             if isinstance(op, Txn):
-                self._compare_path(op, path)
+                self._compare_path(op, path, budget)
 
     def _check_branch(self, t: Txn, path: list[bool], pos: int) -> tuple[int, int]:
         """Check the ops that will run; return (space they need, next path position)."""
@@ -340,22 +427,21 @@ class Writer(View):
                 value, lease = self._check_put(op, prev)
                 cost += self.put_cost(op.key, value, lease, prev)
             elif isinstance(op, Range):
-                if op.revision > self.current:
-                    raise FutureRevisionError()
-                if 0 < op.revision < self.compact_rev:
-                    raise RevisionCompactedError()
+                self.check_revision(op.revision)
             elif isinstance(op, Txn):
                 sub_cost, pos = self._check_branch(op, path, pos)
                 cost += sub_cost
         return cost, pos
 
-    def _run_branch(self, t: Txn, path: list[bool], pos: int) -> tuple[TxnResponse, int]:
+    def _run_branch(
+        self, t: Txn, path: list[bool], pos: int, budget: Budget
+    ) -> tuple[TxnResponse, int]:
         ok = path[pos]
         pos += 1
         responses: list[Response] = []
         for op in t.success if ok else t.failure:
             if isinstance(op, Range):
-                responses.append(self.range(op))
+                responses.append(self.range(op, budget))
             elif isinstance(op, Put):
                 prev = self.latest(op.key)
                 value, lease = self._check_put(op, prev)
@@ -366,16 +452,17 @@ class Writer(View):
                 kept = prevs if op.prev_kv else []
                 responses.append(DeleteRangeResponse(self.current, len(prevs), kept))
             else:
-                nested, pos = self._run_branch(op, path, pos)
+                nested, pos = self._run_branch(op, path, pos, budget)
                 responses.append(nested)  # revision stays 0: etcd leaves nested headers empty
         return TxnResponse(0, ok, responses), pos
 
     def _compact(self, cmd: Compact, index: int) -> CompactResponse:
+        validate(cmd, self.max_key_size)
         rev = cmd.revision
         if rev <= self.compact_rev:
-            raise RevisionCompactedError()
+            raise Compacted(self.compact_rev)
         if rev > self.current:
-            raise FutureRevisionError()
+            raise FutureRevision(self.current)
         self._compact_history(rev)
         self.compact_rev = rev
         return CompactResponse(self.current)
@@ -403,7 +490,7 @@ class Writer(View):
         idx = self.idx
         for key in sorted(keys):
             if not idx.set_key(key):
-                raise RuntimeError(f"history has {key!r} but the key index does not")
+                raise CorruptionError(f"history has {key!r} but the key index does not")
             dups = []
             for d in idx.iternext_dup():
                 if d[:REF_SIZE] >= limit:
@@ -414,17 +501,16 @@ class Writer(View):
                 dups.append(last)
             for d in dups:
                 txn.delete(key, d, db=dbs.index)
-                rec = txn.pop(d[:REF_SIZE], db=dbs.hist)
-                self.space -= record_cost(len(rec), len(key))
+                self._drop_history(d[:REF_SIZE], key)
 
     def _lease_grant(self, cmd: LeaseGrant, index: int) -> LeaseGrantResponse:
         validate(cmd, self.max_key_size)
         if cmd.ttl > leases.MAX_LEASE_TTL:
-            raise LeaseTTLTooLargeError()
+            raise LeaseTTLTooLarge(cmd.ttl)
         if cmd.id:
             lease_id = cmd.id
             if self.lease_exists(lease_id):
-                raise LeaseExistsError()
+                raise LeaseExists(lease_id)
         else:
             lease_id = leases.derive_lease_id(index, self.lease_exists)
         self.reserve(LEASE_OVERHEAD)
@@ -435,11 +521,11 @@ class Writer(View):
     def _lease_revoke(self, cmd: LeaseRevoke, index: int) -> LeaseRevokeResponse:
         validate(cmd, self.max_key_size)
         if not self.lease_exists(cmd.id):
-            raise LeaseNotFoundError()
+            raise LeaseNotFound(cmd.id)
         for key in leases.attached_keys(self.txn, self.dbs.lease_keys, cmd.id):
             prev = self.latest(key)
             if prev is None or prev.lease != cmd.id:
-                raise RuntimeError(f"lease {cmd.id} lists {key!r}, which is not attached to it")
+                raise CorruptionError(f"lease {cmd.id} lists {key!r}, which is not attached to it")
             self.write_delete(prev)
         self.txn.delete(leases.lease_key(cmd.id), db=self.dbs.lease)
         self.space -= LEASE_OVERHEAD
@@ -460,3 +546,21 @@ class Writer(View):
                 db=self.dbs.lease,
             )
         return LeaseCheckpointResponse(self.current)
+
+    def _alarm(self, cmd: Alarm, index: int) -> AlarmResponse:
+        """etcd's Alarm ACTIVATE/DEACTIVATE, replicated: every member refuses growing
+        writes while NOSPACE is raised, whichever member first ran out of quota."""
+        pair = (cmd.member_id, int(cmd.alarm))
+        if cmd.alarm != AlarmType.NONE and 0 <= cmd.member_id < 1 << 64:
+            key = ALARM_KEY.pack(cmd.member_id, int(cmd.alarm))
+            if cmd.active:
+                self.txn.put(key, b"", db=self.dbs.alarm)
+                self.alarms.add(pair)
+            else:
+                self.txn.delete(key, db=self.dbs.alarm)
+                self.alarms.discard(pair)
+        return AlarmResponse(self.current, sorted(self.alarms))
+
+
+def load_alarms(txn: lmdb.Transaction, dbs: Dbs) -> set[tuple[int, int]]:
+    return {ALARM_KEY.unpack(k) for k, _ in txn.cursor(dbs.alarm)}  # type: ignore[misc]

@@ -29,6 +29,8 @@ HELLO = 0  # [HELLO, {id, name, client_url}]
 MSGS = 1  # [MSGS, [message, ...]]
 SNAP_CHUNK = 2  # [SNAP_CHUNK, snap_id, bytes]
 SNAP_END = 3  # [SNAP_END, snap_id, message]
+RPC_REQ = 4  # [RPC_REQ, call_id, method, args]: a call to the peer's service (forwarding)
+RPC_RESP = 5  # [RPC_RESP, call_id, ok, result or error.to_wire()]
 
 
 def _snap(s: Snapshot | None) -> list[Any] | None:

@@ -26,6 +26,7 @@ import structlog
 
 from raftkv.raft.messages import Message, MessageType
 from raftkv.transport import codec
+from raftkv.transport.rpc import PeerRpc
 
 log = structlog.get_logger(__name__)
 
@@ -49,18 +50,21 @@ class _Peer:
     def __init__(self, t: PeerTransport, addr: PeerAddr) -> None:
         self.t = t
         self.addr = addr
-        self.queue: asyncio.Queue[Message] = asyncio.Queue(QUEUE_SIZE)
+        # Raft messages, or ready-made frames (peer calls).
+        self.queue: asyncio.Queue[Message | bytes] = asyncio.Queue(QUEUE_SIZE)
         self.task: asyncio.Task[None] | None = None
         self.connected = False
         self.dropped = 0
 
-    def send(self, m: Message) -> None:
+    def send(self, m: Message | bytes) -> bool:
         try:
             self.queue.put_nowait(m)
         except asyncio.QueueFull:
             self.dropped += 1
-            if m.type == MessageType.SNAP:
+            if isinstance(m, Message) and m.type == MessageType.SNAP:
                 self.t.report_snapshot(m.to, True)
+            return False
+        return True
 
     async def run(self) -> None:
         backoff = 0.05
@@ -90,7 +94,7 @@ class _Peer:
             # Messages queued while down are stale; Raft will resend what matters.
             while not self.queue.empty():
                 m = self.queue.get_nowait()
-                if m.type == MessageType.SNAP:
+                if isinstance(m, Message) and m.type == MessageType.SNAP:
                     self.t.report_snapshot(m.to, True)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 1.0)
@@ -101,12 +105,15 @@ class _Peer:
             batch = [first]
             while len(batch) < MAX_BATCH and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
-            plain = [m for m in batch if m.type != MessageType.SNAP]
+            plain = [m for m in batch if isinstance(m, Message) and m.type != MessageType.SNAP]
             if plain:
                 writer.write(codec.frame([codec.MSGS, [codec.message_to_raw(m) for m in plain]]))
-                await writer.drain()
             for m in batch:
-                if m.type == MessageType.SNAP:
+                if isinstance(m, bytes):
+                    writer.write(m)
+            await writer.drain()
+            for m in batch:
+                if isinstance(m, Message) and m.type == MessageType.SNAP:
                     await self._send_snapshot(writer, m)
 
     async def _send_snapshot(self, writer: asyncio.StreamWriter, m: Message) -> None:
@@ -159,6 +166,7 @@ class PeerTransport:
         self.log = log.bind(node=hello.get("name"), id=self_id)
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[None]] = set()
+        self.rpc = PeerRpc(self.send_frame)
 
     def add_peer(self, addr: PeerAddr) -> None:
         """Start dialling a member added at runtime (idempotent)."""
@@ -181,6 +189,7 @@ class PeerTransport:
             p.task = asyncio.create_task(p.run())
 
     async def stop(self) -> None:
+        self.rpc.close()
         for p in self.peers.values():
             if p.task:
                 p.task.cancel()
@@ -199,6 +208,10 @@ class PeerTransport:
             if p is not None:
                 p.send(m)
 
+    def send_frame(self, peer_id: int, frame: bytes) -> bool:
+        p = self.peers.get(peer_id)
+        return p is not None and p.send(frame)
+
     def connected(self, peer_id: int) -> bool:
         p = self.peers.get(peer_id)
         return bool(p and p.connected)
@@ -208,6 +221,7 @@ class PeerTransport:
         assert task is not None
         self._conns.add(task)
         spool: tuple[int, str] | None = None  # (fd, path) of the snapshot being received
+        peer_id = 0  # from the connection's HELLO
         try:
             while True:
                 head = await reader.readexactly(codec.FRAME_HEADER.size)
@@ -219,7 +233,13 @@ class PeerTransport:
                 if kind == codec.MSGS:
                     self.on_messages([codec.message_from_raw(r) for r in obj[1]])
                 elif kind == codec.HELLO:
+                    if isinstance(obj[1], dict) and isinstance(obj[1].get("id"), int):
+                        peer_id = obj[1]["id"]
                     self.on_hello(obj[1])
+                elif kind == codec.RPC_REQ and peer_id:
+                    self.rpc.on_request(peer_id, int(obj[1]), str(obj[2]), obj[3])
+                elif kind == codec.RPC_RESP:
+                    self.rpc.on_response(int(obj[1]), bool(obj[2]), obj[3])
                 elif kind == codec.SNAP_CHUNK:
                     if spool is None:
                         self.spool_dir.mkdir(parents=True, exist_ok=True)

@@ -121,3 +121,22 @@ def test_simulator_catches_planted_bug(bug: str, budget: int, checkers: set[str]
     with pytest.raises(Violation) as again:
         run_seed(seed, bugs=frozenset({bug}))
     assert str(again.value) == msg
+
+
+def test_simulator_runs_the_production_driver_and_catches_its_ordering_bug() -> None:
+    """The seeds run node/driver.py, the node's own Ready handling: a planted ordering
+    bug in it (acks and votes sent before their state is persisted) is caught, and the
+    failing seed replays to the same violation."""
+    bug = frozenset({"send_before_persist"})
+    found: tuple[int, str] | None = None
+    for seed in range(50):
+        try:
+            run_seed(seed, driver_bugs=bug)
+        except Violation as v:
+            found = (seed, str(v))
+            assert v.kind == "durability", v
+            break
+    assert found is not None, "the planted driver bug survived 50 seeds"
+    with pytest.raises(Violation) as again:
+        run_seed(found[0], driver_bugs=bug)
+    assert str(again.value) == found[1]

@@ -14,6 +14,8 @@ import sys
 
 from raftkv.raft.messages import Entry, HardState
 from raftkv.storage.commands import (
+    Alarm,
+    AlarmType,
     Command,
     Compact,
     Compare,
@@ -82,6 +84,10 @@ def mvcc_batch(b: int, revision: int) -> list[Command]:
         cmds.append(Txn((cmp,), (Put(b"t/a", b"%d" % b), Put(b"t/b", b"%d" % b)), ()))
     if b % 25 == 24:
         cmds.append(Compact(max(2, revision - 20)))  # may fail early on: still an entry
+    if b % 3 == 2:  # client ids come back: first outcomes, duplicates and conflicts
+        cmds.append(Put(b"c/%d" % (b % 5), b"%d" % (b // 15 % 2), client_id=b"cid-%d" % (b % 5)))
+    if b % 13 == 12:  # the alarm table is state too
+        cmds.append(Alarm(1, AlarmType.CORRUPT, b % 26 == 12))
     return cmds
 
 

@@ -13,7 +13,7 @@ import lmdb
 
 from raftkv.raft.messages import Entry, HardState
 from raftkv.raft.storage import CompactedError
-from raftkv.storage.commands import Compact, Put
+from raftkv.storage.commands import Compact, Put, Range
 from raftkv.storage.logstore import LogStore
 from raftkv.storage.mvcc import MvccStore
 from tests.storage.helpers import Driver
@@ -80,7 +80,7 @@ def test_kv_reads_see_whole_batches(store: MvccStore) -> None:
     last_seen = [0]
 
     def read() -> None:
-        resp = store.range(b"pair/", b"pair0")
+        resp = store.range(Range(b"pair/", b"pair0"))
         assert resp.revision >= last_seen[0]
         last_seen[0] = resp.revision
         values = {kv.value for kv in resp.kvs}

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from raftkv.storage.commands import Range
 from raftkv.storage.env import MiB, open_env
 from raftkv.storage.logstore import LogStore
 from raftkv.storage.mvcc import MvccStore
@@ -63,6 +64,7 @@ def test_log_store_survives_kill9(tmp_path: Path) -> None:
         env = open_env(tmp_path, map_size=MAP_SIZE)
         try:
             store = LogStore(env)
+            assert store.verify() == store.last_index() - store.first_index() + 1  # checksums
             hs, _ = store.initial_state()
             last = store.last_index()
             # Entries and hard state of a save() are one transaction.
@@ -106,6 +108,9 @@ def test_mvcc_apply_survives_kill9(tmp_path: Path) -> None:
                     ref_batch += 1
                 assert reference.applied_index() == applied, "recovered inside a batch"
                 assert state_of(store) == state_of(reference)
+                assert store.state_digest() == reference.state_digest()
+                assert store.state() == reference.state()  # the history digest too
+                store.verify()
             finally:
                 env.close()
     finally:
@@ -119,7 +124,8 @@ def state_of(store: MvccStore) -> tuple[object, ...]:
         store.current_revision(),
         compact,
         store.space_used(),
-        store.range(*every),
+        store.range(Range(*every)),
         [store.lease_get(i) for i in store.lease_list()],
         store.events(max(compact, 1), *every, prev_kv=True),
+        store.alarms(),
     )

@@ -6,22 +6,17 @@ from pathlib import Path
 
 import lmdb
 
+from raftkv.errors import Invalid, InvalidArgument, LeaseExists, LeaseNotFound, LeaseTTLTooLarge
 from raftkv.storage.commands import (
     DeleteRange,
     LeaseCheckpoint,
     LeaseGrant,
     LeaseRevoke,
     Put,
+    Range,
     Txn,
 )
 from raftkv.storage.env import MiB, open_env
-from raftkv.storage.errors import (
-    BadRequestError,
-    GrpcCode,
-    LeaseExistsError,
-    LeaseNotFoundError,
-    LeaseTTLTooLargeError,
-)
 from raftkv.storage.leases import MAX_LEASE_TTL, derive_lease_id
 from raftkv.storage.mvcc import MvccStore
 from raftkv.storage.results import EventType, LeaseGrantResponse, LeaseInfo, LeaseRevokeResponse
@@ -30,21 +25,21 @@ from tests.storage.helpers import Driver
 
 def test_grant_with_explicit_id_and_duplicates(drv: Driver, store: MvccStore) -> None:
     assert drv.ok(LeaseGrant(30, 4660)) == LeaseGrantResponse(1, 4660, 30)
-    err = drv.one(LeaseGrant(30, 4660)).error
-    assert err == LeaseExistsError()
-    assert (err.message, err.grpc_code) == (
-        "etcdserver: lease already exists",
-        GrpcCode.FAILED_PRECONDITION,
-    )
+    res = drv.one(LeaseGrant(30, 4660))
+    assert res.error == LeaseExists(4660)  # etcd's wording: test_error_wording.py
+    assert (res.response, res.revision) == (None, 1)
     assert store.lease_get(4660) == LeaseInfo(4660, 30, 0, ())
     assert store.lease_get(1) is None
 
 
 def test_grant_limits(drv: Driver) -> None:
-    assert drv.one(LeaseGrant(MAX_LEASE_TTL + 1)).error == LeaseTTLTooLargeError()
-    assert drv.one(LeaseGrant(MAX_LEASE_TTL + 1)).error.message == "etcdserver: too large lease TTL"
-    assert isinstance(drv.one(LeaseGrant(-1)).error, BadRequestError)
-    assert isinstance(drv.one(LeaseGrant(10, -5)).error, BadRequestError)
+    assert drv.one(LeaseGrant(MAX_LEASE_TTL + 1)).error == LeaseTTLTooLarge(MAX_LEASE_TTL + 1)
+    assert drv.one(LeaseGrant(-1)).error == InvalidArgument(Invalid.NEGATIVE_TTL)
+    assert drv.one(LeaseGrant(10, -5)).error == InvalidArgument(Invalid.LEASE_ID_RANGE)
+    assert drv.one(LeaseRevoke(-5)).error == InvalidArgument(Invalid.LEASE_ID_RANGE)
+    assert drv.one(Put(b"k", lease=-5)).error == InvalidArgument(Invalid.LEASE_ID_RANGE)
+    assert drv.one(Put(b"k", lease=2**63)).error == InvalidArgument(Invalid.LEASE_ID_RANGE)
+    assert drv.one(LeaseRevoke(2**63 - 1)).error == LeaseNotFound(2**63 - 1)
     assert drv.ok(LeaseGrant(MAX_LEASE_TTL, 1)).ttl == MAX_LEASE_TTL
 
 
@@ -80,8 +75,7 @@ def test_attach_move_and_detach(drv: Driver, store: MvccStore) -> None:
 
 def test_put_with_unknown_lease_writes_nothing(drv: Driver, store: MvccStore) -> None:
     res = drv.one(Put(b"x", b"v", lease=4660))
-    assert res.error == LeaseNotFoundError()
-    assert res.error.message == "etcdserver: requested lease not found"
+    assert res.error == LeaseNotFound(4660)
     assert (store.get(b"x"), store.current_revision(), res.events) == (None, 1, [])
 
 
@@ -95,10 +89,10 @@ def test_revoke_deletes_attached_keys_in_one_revision(drv: Driver, store: MvccSt
         (EventType.DELETE, b"leased1", 5),
         (EventType.DELETE, b"leased2", 5),
     ]
-    assert [kv.key for kv in store.range(b"\x00", b"\x00").kvs] == [b"free"]
+    assert [kv.key for kv in store.range(Range(b"\x00", b"\x00")).kvs] == [b"free"]
     assert store.lease_get(4660) is None and store.lease_list() == []
-    assert drv.one(LeaseRevoke(4660)).error == LeaseNotFoundError()
-    assert drv.one(Put(b"x", b"v", lease=4660)).error == LeaseNotFoundError()
+    assert drv.one(LeaseRevoke(4660)).error == LeaseNotFound(4660)
+    assert drv.one(Put(b"x", b"v", lease=4660)).error == LeaseNotFound(4660)
 
 
 def test_revoke_without_keys_keeps_the_revision(drv: Driver, store: MvccStore) -> None:
@@ -117,6 +111,9 @@ def test_checkpoints_and_listing(drv: Driver, store: MvccStore) -> None:
     drv.batch(LeaseGrant(60, 5), LeaseGrant(30, 2))
     drv.ok(LeaseCheckpoint(((5, 41), (77, 3), (2, -4))))  # unknown ids are ignored
     assert store.leases() == [LeaseInfo(2, 30, 0), LeaseInfo(5, 60, 41)]
+    # Out-of-range ids are skipped and remaining TTLs clamped, never an error.
+    drv.ok(LeaseCheckpoint(((-1, 5), (0, 5), (2**63 - 1, 5), (5, MAX_LEASE_TTL * 2))))
+    assert store.lease_get(5).remaining_ttl == MAX_LEASE_TTL
     assert store.lease_list() == [2, 5]
 
 

@@ -215,3 +215,21 @@ def test_save_is_one_fsync_per_call(env: lmdb.Environment) -> None:
     before = env.info()["last_txnid"]
     s.save(HardState(1, 1, 0), ents(1, 501), None)
     assert env.info()["last_txnid"] == before + 1
+
+
+def test_reopen_in_place_keeps_everything(env: lmdb.Environment) -> None:
+    s = LogStore(env)
+    s.save(HardState(2, 1, 5), ents(1, 6, term=2))
+    s.compact(2)
+    used = s.used_bytes()
+    assert used > 0
+    path = Path(env.path())
+    s.reopen()
+    try:
+        assert s.env is not env and Path(s.env.path()) == path
+        assert (s.first_index(), s.last_index(), s.hard_state()) == (3, 5, HardState(2, 1, 5))
+        assert s.entries(3, 6) == ents(3, 6, term=2)
+        s.append(ents(6, 8, term=2))
+        assert s.verify() == 5 and s.used_bytes() >= used
+    finally:
+        s.env.close()

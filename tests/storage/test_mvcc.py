@@ -6,12 +6,30 @@ gateway-wire-format.md §6) it says so; the revisions in those tests are etcd's.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import lmdb
 import pytest
 
+from raftkv.errors import (
+    Compacted,
+    DuplicateKey,
+    FutureRevision,
+    InternalError,
+    Invalid,
+    InvalidArgument,
+    KeyNotFound,
+    LeaseExists,
+    LeaseNotFound,
+    LeaseTTLTooLarge,
+    NoSpace,
+    RequestIdConflict,
+    ResultTooLarge,
+)
 from raftkv.storage.commands import (
+    Alarm,
+    AlarmType,
     Compact,
     Compare,
     CompareResult,
@@ -27,16 +45,6 @@ from raftkv.storage.commands import (
     prefix_end,
 )
 from raftkv.storage.env import MiB, open_env
-from raftkv.storage.errors import (
-    BadRequestError,
-    DuplicateKeyError,
-    ErrorCode,
-    FutureRevisionError,
-    GrpcCode,
-    KeyNotFoundError,
-    LeaseNotFoundError,
-    RevisionCompactedError,
-)
 from raftkv.storage.mvcc import MvccStore
 from raftkv.storage.results import (
     DeleteRangeResponse,
@@ -70,7 +78,7 @@ def keys(resp: RangeResponse) -> list[bytes]:
 
 def test_fresh_store(store: MvccStore) -> None:
     assert (store.current_revision(), store.applied_index(), store.compact_revision()) == (1, 0, 0)
-    assert store.range(*ALL) == RangeResponse(1, [], 0, False)
+    assert store.range(Range(*ALL)) == RangeResponse(1, [], 0, False)
     assert store.conf_state() is None
 
 
@@ -81,10 +89,10 @@ def test_put_revisions_and_versions_match_etcd(drv: Driver, store: MvccStore) ->
     assert r == PutResponse(3, KeyValue(b"foo", 2, 2, 1, b"bar", 0))
     drv.batch(Put(b"foo/a", b"1"), Put(b"foo/b", b"2"), Put(b"fop", b"x"))
     assert store.current_revision() == 6
-    assert store.range(b"foo") == RangeResponse(6, [KeyValue(b"foo", 2, 3, 2, b"bar2")], 1)
+    assert store.range(Range(b"foo")) == RangeResponse(6, [KeyValue(b"foo", 2, 3, 2, b"bar2")], 1)
     assert store.get(b"foo", revision=2) == KeyValue(b"foo", 2, 2, 1, b"bar")
-    assert store.range(b"nope") == RangeResponse(6, [], 0, False)
-    assert store.range(*ALL, count_only=True).count == 4
+    assert store.range(Range(b"nope")) == RangeResponse(6, [], 0, False)
+    assert store.range(Range(*ALL, count_only=True)).count == 4
 
 
 def test_delete_resets_version_and_create_revision(drv: Driver, store: MvccStore) -> None:
@@ -109,18 +117,18 @@ def test_delete_range_is_one_revision_with_sub_revisions(drv: Driver, store: Mvc
         (EventType.DELETE, b"a/2", 6),
         (EventType.DELETE, b"a/3", 6),
     ]
-    assert keys(store.range(*ALL)) == [b"b"]
+    assert keys(store.range(Range(*ALL))) == [b"b"]
 
 
 def test_range_end_semantics(drv: Driver, store: MvccStore) -> None:
     drv.batch(*(Put(k, b"v") for k in (b"a", b"ab", b"abc", b"b", b"\xff", b"\xff\xff")))
-    assert keys(store.range(b"ab")) == [b"ab"]  # single key
-    assert keys(store.range(b"a", b"b")) == [b"a", b"ab", b"abc"]  # half open
-    assert keys(store.range(b"ab", b"\x00")) == [b"ab", b"abc", b"b", b"\xff", b"\xff\xff"]
-    assert len(store.range(*ALL).kvs) == 6
-    assert keys(store.range(b"b", b"a")) == []  # end before start
-    assert keys(store.range(b"ab", prefix_end(b"ab"))) == [b"ab", b"abc"]
-    assert keys(store.range(b"\xff", prefix_end(b"\xff"))) == [b"\xff", b"\xff\xff"]
+    assert keys(store.range(Range(b"ab"))) == [b"ab"]  # single key
+    assert keys(store.range(Range(b"a", b"b"))) == [b"a", b"ab", b"abc"]  # half open
+    assert keys(store.range(Range(b"ab", b"\x00"))) == [b"ab", b"abc", b"b", b"\xff", b"\xff\xff"]
+    assert len(store.range(Range(*ALL)).kvs) == 6
+    assert keys(store.range(Range(b"b", b"a"))) == []  # end before start
+    assert keys(store.range(Range(b"ab", prefix_end(b"ab")))) == [b"ab", b"abc"]
+    assert keys(store.range(Range(b"\xff", prefix_end(b"\xff")))) == [b"\xff", b"\xff\xff"]
 
 
 def test_prefix_end() -> None:
@@ -132,36 +140,40 @@ def test_prefix_end() -> None:
 
 def test_range_limit_count_more_and_projection(drv: Driver, store: MvccStore) -> None:
     drv.batch(*(Put(b"k%d" % i, b"v%d" % i) for i in range(5)))
-    r = store.range(b"k", b"l", limit=2)
+    r = store.range(Range(b"k", b"l", limit=2))
     assert (keys(r), r.count, r.more) == ([b"k0", b"k1"], 5, True)
-    r = store.range(b"k", b"l", limit=5)
+    r = store.range(Range(b"k", b"l", limit=5))
     assert (len(r.kvs), r.more) == (5, False)
-    r = store.range(b"k", b"l", keys_only=True, limit=1)
+    r = store.range(Range(b"k", b"l", keys_only=True, limit=1))
     assert r.kvs == [KeyValue(b"k0", 2, 2, 1, b"", 0)]
-    r = store.range(b"k", b"l", count_only=True)
+    r = store.range(Range(b"k", b"l", count_only=True))
     assert (r.kvs, r.count, r.more) == ([], 5, False)
 
 
 def test_range_sorting(drv: Driver, store: MvccStore) -> None:
     drv.batch(Put(b"a", b"3"), Put(b"b", b"1"), Put(b"c", b"2"), Put(b"b", b"9"))
-    desc = store.range(*ALL, sort_order=SortOrder.DESCEND)
+    desc = store.range(Range(*ALL, sort_order=SortOrder.DESCEND))
     assert keys(desc) == [b"c", b"b", b"a"]
-    by_value = store.range(*ALL, sort_target=SortTarget.VALUE)  # NONE + non-key => ASCEND
+    by_value = store.range(Range(*ALL, sort_target=SortTarget.VALUE))  # NONE + non-key => ASCEND
     assert keys(by_value) == [b"c", b"a", b"b"]
-    by_mod = store.range(*ALL, sort_order=SortOrder.DESCEND, sort_target=SortTarget.MOD, limit=2)
+    by_mod = store.range(
+        Range(*ALL, sort_order=SortOrder.DESCEND, sort_target=SortTarget.MOD, limit=2)
+    )
     assert (keys(by_mod), by_mod.more, by_mod.count) == ([b"b", b"c"], True, 3)
-    by_version = store.range(*ALL, sort_order=SortOrder.DESCEND, sort_target=SortTarget.VERSION)
+    by_version = store.range(
+        Range(*ALL, sort_order=SortOrder.DESCEND, sort_target=SortTarget.VERSION)
+    )
     assert keys(by_version)[0] == b"b"
-    by_create = store.range(*ALL, sort_order=SortOrder.ASCEND, sort_target=SortTarget.CREATE)
+    by_create = store.range(Range(*ALL, sort_order=SortOrder.ASCEND, sort_target=SortTarget.CREATE))
     assert keys(by_create) == [b"a", b"b", b"c"]
 
 
 def test_range_revision_filters(drv: Driver, store: MvccStore) -> None:
     drv.batch(Put(b"a", b""), Put(b"b", b""), Put(b"c", b""), Put(b"a", b""))  # a:2,5 b:3 c:4
-    assert keys(store.range(*ALL, min_mod_revision=4)) == [b"a", b"c"]
-    assert keys(store.range(*ALL, max_mod_revision=3)) == [b"b"]
-    assert keys(store.range(*ALL, min_create_revision=3, max_create_revision=3)) == [b"b"]
-    r = store.range(*ALL, min_mod_revision=4, limit=1)
+    assert keys(store.range(Range(*ALL, min_mod_revision=4))) == [b"a", b"c"]
+    assert keys(store.range(Range(*ALL, max_mod_revision=3))) == [b"b"]
+    assert keys(store.range(Range(*ALL, min_create_revision=3, max_create_revision=3))) == [b"b"]
+    r = store.range(Range(*ALL, min_mod_revision=4, limit=1))
     assert (keys(r), r.more, r.count) == ([b"a"], True, 3)  # count ignores filters, as etcd
 
 
@@ -174,34 +186,37 @@ def test_historical_reads_and_revision_errors(drv: Driver, store: MvccStore) -> 
         None,
         KeyValue(b"k", 5, 5, 1, b"3"),
     ]
-    assert store.range(b"k", revision=3).revision == 5  # header is the current revision
-    with pytest.raises(FutureRevisionError) as e:
-        store.range(b"k", revision=6)
-    assert e.value.message == "etcdserver: mvcc: required revision is a future revision"
-    assert e.value.grpc_code == GrpcCode.OUT_OF_RANGE
+    assert store.range(Range(b"k", revision=3)).revision == 5  # header is the current revision
+    with pytest.raises(FutureRevision) as e:
+        store.range(Range(b"k", revision=6))
+    assert e.value == FutureRevision(5)  # etcd's wording: test_error_wording.py
 
 
 def test_bad_requests(drv: Driver, store: MvccStore, env: lmdb.Environment) -> None:
-    with pytest.raises(BadRequestError, match="key is not provided"):
-        store.range(b"")
-    assert drv.one(Put(b"", b"v")).error == BadRequestError("etcdserver: key is not provided")
+    with pytest.raises(InvalidArgument) as e:
+        store.range(Range(b""))
+    assert e.value == InvalidArgument(Invalid.EMPTY_KEY)
+    assert drv.one(Put(b"", b"v")).error == InvalidArgument(Invalid.EMPTY_KEY)
     big = b"k" * (env.max_key_size() + 1)
-    assert isinstance(drv.one(Put(big, b"v")).error, BadRequestError)
-    assert drv.one(Put(b"k", b"v", ignore_value=True)).error == BadRequestError(
-        "etcdserver: value is provided"
+    err = drv.one(Put(big, b"v")).error
+    assert isinstance(err, InvalidArgument) and err.reason == Invalid.KEY_TOO_LARGE
+    assert drv.one(Put(b"k", b"v", ignore_value=True)).error == InvalidArgument(
+        Invalid.VALUE_PROVIDED
     )
-    assert drv.one(Put(b"k", lease=5, ignore_lease=True)).error == BadRequestError(
-        "etcdserver: lease is provided"
+    assert drv.one(Put(b"k", lease=5, ignore_lease=True)).error == InvalidArgument(
+        Invalid.LEASE_PROVIDED
     )
     assert store.current_revision() == 1
 
 
 def test_malformed_and_empty_entries_do_not_stop_the_batch(drv: Driver, store: MvccStore) -> None:
-    res = drv.batch(b"", b"\xc1garbage", b"\x93\x63\xc0\x00", Put(b"k", b"v"), Noop())
+    res = drv.batch(b"", b"\xc1garbage", b"\x93\x63\xc0\xc0", Put(b"k", b"v"), Noop())
     assert [r.index for r in res] == [1, 2, 3, 4, 5]
     assert res[0].response is None and res[0].error is None
-    assert isinstance(res[1].error, BadRequestError)
-    assert isinstance(res[2].error, BadRequestError)  # unknown tag 99
+    for bad in res[1:3]:  # 0xc1 is never valid msgpack; [99, None, None] has an unknown tag
+        assert isinstance(bad.error, InvalidArgument)
+        assert bad.error.reason == Invalid.MALFORMED_COMMAND
+        assert (bad.revision, bad.events) == (1, [])
     assert res[3].response == PutResponse(2, None)
     assert res[4].response is not None and res[4].revision == 2
     assert store.applied_index() == 5
@@ -211,8 +226,8 @@ def test_put_ignore_value_and_ignore_lease(drv: Driver, store: MvccStore) -> Non
     lease = drv.ok(LeaseGrant(60, 7)).id
     drv.ok(Put(b"x", b""))
     drv.ok(Put(b"k", b"v1", lease=lease))
-    assert drv.one(Put(b"missing", ignore_value=True)).error == KeyNotFoundError()
-    assert drv.one(Put(b"missing", ignore_lease=True)).error == KeyNotFoundError()
+    assert drv.one(Put(b"missing", ignore_value=True)).error == KeyNotFound()
+    assert drv.one(Put(b"missing", ignore_lease=True)).error == KeyNotFound()
     drv.ok(Put(b"k", ignore_value=True))  # keeps value, drops the lease
     assert store.get(b"k") == KeyValue(b"k", 3, 4, 2, b"v1", 0)
     drv.ok(Put(b"k", b"v2", lease=lease))
@@ -346,8 +361,8 @@ def test_txn_without_writes_keeps_the_revision(drv: Driver, store: MvccStore) ->
 )
 def test_txn_duplicate_keys_are_refused(drv: Driver, store: MvccStore, txn: Txn) -> None:
     res = drv.one(txn)
-    assert res.error == DuplicateKeyError()
-    assert res.error.message == "etcdserver: duplicate key given in txn request"
+    assert res.error == DuplicateKey()
+    assert (res.revision, res.events, res.response) == (1, [], None)
     assert store.current_revision() == 1
 
 
@@ -355,21 +370,21 @@ def test_txn_then_and_else_may_put_the_same_key(drv: Driver) -> None:
     nested = Txn((), (Put(b"a", b"then"),), (Put(b"a", b"else"),))
     assert drv.ok(Txn((), (nested,), ())).succeeded
     # Failure branches are checked on their own, too.
-    assert drv.one(Txn((), (), (Put(b"b", b""), Put(b"b", b"")))).error == DuplicateKeyError()
+    assert drv.one(Txn((), (), (Put(b"b", b""), Put(b"b", b"")))).error == DuplicateKey()
 
 
 def test_txn_failing_checks_write_nothing(drv: Driver, store: MvccStore) -> None:
     drv.ok(Put(b"k", b"v"))
     bad_lease = Txn((), (Put(b"a", b""), Put(b"b", b"", lease=42)), ())
-    assert drv.one(bad_lease).error == LeaseNotFoundError()
+    assert drv.one(bad_lease).error == LeaseNotFound(42)
     future = Txn((), (Put(b"a", b""), Range(b"k", revision=3)), ())
-    assert drv.one(future).error == FutureRevisionError()
+    assert drv.one(future).error == FutureRevision(2)
     missing = Txn((), (Put(b"a", b""), Put(b"nope", ignore_value=True)), ())
-    assert drv.one(missing).error == KeyNotFoundError()
+    assert drv.one(missing).error == KeyNotFound()
     # Only the branch that runs is checked.
     ok = Txn((Compare(b"k", VAL, EQ, b"v"),), (Put(b"a", b""),), (Put(b"b", b"", lease=42),))
     assert drv.ok(ok).succeeded
-    assert keys(store.range(*ALL)) == [b"a", b"k"]
+    assert keys(store.range(Range(*ALL))) == [b"a", b"k"]
     assert store.current_revision() == 3
 
 
@@ -383,18 +398,18 @@ def test_compaction_keeps_latest_live_versions(drv: Driver, store: MvccStore) ->
     assert drv.ok(Compact(6)).revision == 7
     assert store.compact_revision() == 6
     assert store.space_used() < before
-    with pytest.raises(RevisionCompactedError) as e:
-        store.range(b"a", revision=5)
-    assert e.value.message == "etcdserver: mvcc: required revision has been compacted"
-    assert store.range(*ALL, revision=6).kvs == [
+    with pytest.raises(Compacted) as e:
+        store.range(Range(b"a", revision=5))
+    assert e.value == Compacted(6)
+    assert store.range(Range(*ALL, revision=6)).kvs == [
         KeyValue(b"a", 2, 3, 2, b"2"),
         KeyValue(b"c", 6, 6, 1, b"1"),
     ]
-    assert keys(store.range(*ALL)) == [b"a", b"c"]
+    assert keys(store.range(Range(*ALL))) == [b"a", b"c"]
     assert store.get(b"a") == KeyValue(b"a", 2, 7, 3, b"3")
     # Compacting again at or below the compact revision, or in the future, fails.
-    assert drv.one(Compact(6)).error == RevisionCompactedError()
-    assert drv.one(Compact(8)).error == FutureRevisionError()
+    assert drv.one(Compact(6)).error == Compacted(6)
+    assert drv.one(Compact(8)).error == FutureRevision(7)
     drv.ok(Compact(7))
     assert store.get(b"a", revision=7) == KeyValue(b"a", 2, 7, 3, b"3")
 
@@ -404,11 +419,11 @@ def test_compaction_at_a_delete_keeps_that_event(drv: Driver, store: MvccStore) 
     drv.ok(Compact(4))
     page = store.events(4, *ALL)
     assert [(e.type, e.kv.key, e.revision) for e in page.events] == [(EventType.DELETE, b"a", 4)]
-    with pytest.raises(RevisionCompactedError):
+    with pytest.raises(Compacted):
         store.events(3, *ALL)
     drv.ok(Put(b"c", b""))
     drv.ok(Compact(5))
-    assert keys(store.range(*ALL, revision=5)) == [b"b", b"c"]
+    assert keys(store.range(Range(*ALL, revision=5))) == [b"b", b"c"]
     assert [e.kv.key for e in store.events(5, *ALL).events] == [b"c"]
 
 
@@ -465,44 +480,139 @@ def test_entries_at_or_below_the_applied_index_are_skipped(store: MvccStore) -> 
     assert store.applied_index() == 3
 
 
-def test_request_id_dedup_returns_the_first_result(drv: Driver, store: MvccStore) -> None:
-    first = drv.one(Put(b"k", b"v1", request_id=b"req-1"))
+def test_client_id_dedup_returns_the_first_result(drv: Driver, store: MvccStore) -> None:
+    first = drv.one(Put(b"k", b"v1", client_id=b"cid-1", request_id=b"w1"))
     drv.ok(Put(b"other", b""))
-    dup = drv.one(Put(b"k", b"v2", request_id=b"req-1"))
+    # A retry of the same command (a new waiter token) gets the first outcome back.
+    dup = drv.one(Put(b"k", b"v1", client_id=b"cid-1", request_id=b"w2"))
     assert dup.duplicate and dup.response == first.response and dup.revision == 2
-    assert dup.events == []
-    assert store.get(b"k").value == b"v1"
+    assert dup.error is None and dup.events == [] and dup.request_id == b"w2"
+    assert store.get(b"k") == KeyValue(b"k", 2, 2, 1, b"v1")
+    assert store.current_revision() == 3
     # Errors are remembered too, and duplicates inside one batch are caught.
-    a, b = drv.batch(Put(b"x", lease=99, request_id=b"r2"), Put(b"x", request_id=b"r2"))
-    assert a.error == LeaseNotFoundError() and b.error == LeaseNotFoundError() and b.duplicate
+    a, b = drv.batch(
+        Put(b"x", lease=99, client_id=b"c2", request_id=b"w3"),
+        Put(b"x", lease=99, client_id=b"c2", request_id=b"w4"),
+    )
+    assert (a.error, a.duplicate, a.request_id) == (LeaseNotFound(99), False, b"w3")
+    assert (b.error, b.duplicate, b.request_id) == (LeaseNotFound(99), True, b"w4")
+    # ...so a lease granted later does not make a delayed duplicate succeed.
+    drv.ok(LeaseGrant(10, 99))
+    assert drv.one(Put(b"x", lease=99, client_id=b"c2")).error == LeaseNotFound(99)
     assert store.get(b"x") is None
+
+
+def test_client_id_reused_for_another_command_is_a_conflict(drv: Driver, store: MvccStore) -> None:
+    first = drv.one(Put(b"k", b"v1", client_id=b"cid"))
+    before = store.state_digest()
+    for other in (
+        Put(b"k", b"v2", client_id=b"cid"),  # another value
+        Put(b"k", b"v1", prev_kv=True, client_id=b"cid"),  # another flag
+        DeleteRange(b"k", client_id=b"cid"),  # another command
+        Txn((), (Put(b"k", b"v1"),), (), client_id=b"cid"),
+    ):
+        res = drv.one(dataclasses.replace(other, request_id=b"waiter"))
+        assert res.error == RequestIdConflict(), other
+        assert (res.response, res.events, res.duplicate) == (None, [], False)
+        assert (res.revision, res.request_id) == (2, b"waiter")
+    assert store.state_digest() == {**before, "applied": store.applied_index()}
+    # The id still answers the command it was first used for.
+    again = drv.one(Put(b"k", b"v1", client_id=b"cid"))
+    assert again.duplicate and again.response == first.response
+    # A conflict inside the batch that first used the id, too.
+    a, b, c = drv.batch(
+        Txn((), (Put(b"t", b"1"),), (), client_id=b"t"),
+        Txn((), (Put(b"t", b"2"),), (), client_id=b"t"),
+        Txn((), (Put(b"t", b"1"),), (), client_id=b"t", max_range_keys=7),
+    )
+    assert a.error is None and b.error == RequestIdConflict()
+    assert c.duplicate and c.response == a.response  # stamped budgets are not the command
+    assert store.get(b"t").value == b"1"
+
+
+def test_a_request_id_alone_does_not_deduplicate(drv: Driver, store: MvccStore) -> None:
+    """The request id is the proposer's waiter token: two proposals that happen to share
+    one are two commands, and each result carries its token back."""
+    a, b = drv.batch(Put(b"k", b"1", request_id=b"same"), Put(b"k", b"1", request_id=b"same"))
+    assert not a.duplicate and not b.duplicate
+    assert (a.request_id, b.request_id) == (b"same", b"same")
+    assert store.get(b"k").version == 2
+    # A client id equal to an earlier request id is a fresh id, too.
+    assert not drv.one(Put(b"k", b"1", client_id=b"same")).duplicate
+
+
+def test_reads_are_not_remembered(drv: Driver, store: MvccStore) -> None:
+    r1 = drv.one(Range(b"k", client_id=b"read"))
+    drv.ok(Put(b"k", b"v"))
+    r2 = drv.one(Range(b"k", client_id=b"read"))
+    assert not r2.duplicate and r2.response.count == 1 and r1.response.count == 0
+    # ...but a read cannot borrow an id that a write holds.
+    drv.ok(Put(b"w", b"", client_id=b"write"))
+    assert drv.one(Range(b"w", client_id=b"write")).error == RequestIdConflict()
 
 
 def test_dedup_table_forgets_the_oldest_ids(env: lmdb.Environment) -> None:
     store = MvccStore(env, quota_bytes=64 * MiB, dedup_capacity=3)
     d = Driver(store)
     for i in range(5):
-        d.ok(Put(b"k", b"%d" % i, request_id=b"id%d" % i))
-    assert not d.one(Put(b"k", b"again", request_id=b"id0")).duplicate  # evicted
-    assert d.one(Put(b"k", b"again", request_id=b"id4")).duplicate
+        d.ok(Put(b"k", b"%d" % i, client_id=b"id%d" % i))
+    # id0 was evicted: it is free again, even for another command.
+    assert not d.one(Put(b"k", b"again", client_id=b"id0")).duplicate
+    assert d.one(Put(b"k", b"4", client_id=b"id4")).duplicate
+    assert d.one(Put(b"k", b"other", client_id=b"id4")).error == RequestIdConflict()
+    # Eviction inside one batch: id4 is pushed out by two newer ids, then comes back.
+    res = d.batch(
+        Put(b"n", b"0", client_id=b"n0"),
+        Put(b"n", b"1", client_id=b"n1"),
+        Put(b"k", b"4", client_id=b"id4"),
+    )
+    assert not res[-1].duplicate
+    assert d.one(Put(b"k", b"4", client_id=b"id4")).duplicate
+    assert d.one(Put(b"n", b"0", client_id=b"n0")).duplicate
+    assert not d.one(Put(b"k", b"again", client_id=b"id0")).duplicate  # pushed out by id4
 
 
 def test_everything_survives_a_restart(env: lmdb.Environment, env_path: Path) -> None:
     store = MvccStore(env, quota_bytes=64 * MiB)
     d = Driver(store)
     lease = d.ok(LeaseGrant(30)).id
-    d.batch(Put(b"a", b"1", lease=lease), Put(b"a", b"2", request_id=b"rid"), Put(b"b", b""))
+    d.batch(Put(b"a", b"1", lease=lease), Put(b"a", b"2", client_id=b"cid"), Put(b"b", b""))
     d.ok(Compact(3))
+    d.ok(Alarm(3, AlarmType.NOSPACE, True))
     store.apply([(d.index + 1, b"")], conf_state=b"members")
-    expected = (store.range(*ALL), store.leases(), store.space_used(), store.current_revision())
+    expected = (
+        store.range(Range(*ALL)),
+        store.leases(),
+        store.space_used(),
+        store.current_revision(),
+        store.alarms(),
+        store.state_digest(),
+        store.state(),
+    )
     env.close()
     env2 = open_env(env_path, map_size=256 * MiB)
     try:
         s2 = MvccStore(env2, quota_bytes=64 * MiB)
-        assert (s2.range(*ALL), s2.leases(), s2.space_used(), s2.current_revision()) == expected
-        assert (s2.applied_index(), s2.compact_revision(), s2.conf_state()) == (6, 3, b"members")
-        dup = s2.apply([(7, Put(b"a", b"3", request_id=b"rid").encode())])[0]
-        assert dup.duplicate
+        got = (
+            s2.range(Range(*ALL)),
+            s2.leases(),
+            s2.space_used(),
+            s2.current_revision(),
+            s2.alarms(),
+            s2.state_digest(),
+            s2.state(),
+        )
+        assert got == expected
+        assert (s2.applied_index(), s2.compact_revision(), s2.conf_state()) == (7, 3, b"members")
+        assert s2.verify() > 0
+        dup, conflict = s2.apply(
+            [
+                (8, Put(b"a", b"2", client_id=b"cid").encode()),
+                (9, Put(b"a", b"3", client_id=b"cid").encode()),
+            ]
+        )
+        assert dup.duplicate and dup.revision == 3
+        assert conflict.error == RequestIdConflict()
     finally:
         env2.close()
 
@@ -515,4 +625,20 @@ def test_conf_state_is_stored_with_the_batch(store: MvccStore) -> None:
 
 
 def test_error_codes_are_stable() -> None:
-    assert [int(c) for c in ErrorCode] == list(range(1, 10))
+    """Errors are persisted in the dedup table by numeric code: codes never change."""
+    codes = {
+        InvalidArgument: 1,
+        DuplicateKey: 3,
+        KeyNotFound: 4,
+        Compacted: 10,
+        FutureRevision: 11,
+        LeaseNotFound: 20,
+        LeaseExists: 21,
+        LeaseTTLTooLarge: 22,
+        NoSpace: 30,
+        ResultTooLarge: 31,
+        RequestIdConflict: 40,
+        InternalError: 99,
+    }
+    assert {cls: cls.code for cls in codes} == codes
+    assert [int(r) for r in Invalid] == list(range(1, 17))

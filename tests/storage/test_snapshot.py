@@ -12,12 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from raftkv.errors import RequestIdConflict
 from raftkv.storage.commands import (
+    Alarm,
+    AlarmType,
     Compact,
     DeleteRange,
     LeaseCheckpoint,
     LeaseGrant,
     Put,
+    Range,
     Txn,
 )
 from raftkv.storage.env import MiB, open_env
@@ -44,8 +48,9 @@ def source(env: lmdb.Environment) -> MvccStore:
     d.ok(DeleteRange(b"key/01", b"key/02"))
     d.ok(Compact(200))
     d.ok(Txn((), (Put(b"txn/a", b"1"), Put(b"txn/b", b"2", lease=99)), ()))
-    d.ok(Put(b"dedup", b"first", request_id=b"req-7"))
+    d.ok(Put(b"dedup", b"first", client_id=b"req-7"))
     d.ok(LeaseCheckpoint(((99, 17),)))
+    d.ok(Alarm(4, AlarmType.CORRUPT, True))
     store.apply([(d.index + 1, b"")], conf_state=b"conf-bytes")
     return store
 
@@ -59,7 +64,7 @@ def target(tmp_path: Path) -> Iterator[MvccStore]:
 
 def fingerprint(store: MvccStore) -> tuple[object, ...]:
     cur, comp = store.current_revision(), store.compact_revision()
-    history = [store.range(*ALL, revision=rev) for rev in range(comp, cur + 1)]
+    history = [store.range(Range(*ALL, revision=rev)) for rev in range(comp, cur + 1)]
     return (
         store.applied_index(),
         cur,
@@ -69,6 +74,9 @@ def fingerprint(store: MvccStore) -> tuple[object, ...]:
         history,
         store.events(comp, *ALL, prev_kv=True),
         [store.lease_get(i) for i in store.lease_list()],
+        store.alarms(),
+        store.state(),
+        store.state_digest(),
     )
 
 
@@ -87,9 +95,12 @@ def test_round_trip(source: MvccStore, tmp_path: Path, chunk_size: int) -> None:
         copy = MvccStore(env, quota_bytes=16 * MiB)
         copy.restore(iter(chunks))
         assert fingerprint(copy) == fingerprint(source)
-        # The dedup table came along: a retried proposal is still recognised.
+        assert copy.verify() == source.verify() > 0  # the history digest came along
+        # The dedup table came along: a retried request is still recognised, and the id
+        # is still bound to its command.
         d = Driver(copy)
-        assert d.one(Put(b"dedup", b"second", request_id=b"req-7")).duplicate
+        assert d.one(Put(b"dedup", b"first", client_id=b"req-7")).duplicate
+        assert d.one(Put(b"dedup", b"second", client_id=b"req-7")).error == RequestIdConflict()
         # And the copy keeps working as a state machine.
         assert d.ok(Put(b"new", b"")).revision == source.current_revision() + 1
     finally:
@@ -102,12 +113,14 @@ def test_restore_replaces_existing_state(source: MvccStore, tmp_path: Path) -> N
         other = MvccStore(env, quota_bytes=16 * MiB)
         d = Driver(other)
         for i in range(50):
-            d.ok(Put(b"zzz/%d" % i, b"x", request_id=b"other-%d" % i))
+            d.ok(Put(b"zzz/%d" % i, b"x", client_id=b"other-%d" % i))
         d.ok(LeaseGrant(5, 12345))
         other.restore(stream_bytes(source, 1000))
         assert fingerprint(other) == fingerprint(source)
         assert other.lease_get(12345) is None
-        assert not Driver(other).one(Put(b"q", b"", request_id=b"other-1")).duplicate
+        res = Driver(other).one(Put(b"q", b"", client_id=b"other-1"))
+        assert not res.duplicate and res.error is None
+        assert other.verify() > 0
     finally:
         env.close()
 
@@ -137,6 +150,7 @@ def test_corrupt_streams_change_nothing(source: MvccStore, tmp_path: Path) -> No
             with pytest.raises(SnapshotError):
                 target.restore(bad)
             assert fingerprint(target) == before, name
+            target.verify()
     finally:
         env.close()
 

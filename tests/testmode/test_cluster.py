@@ -134,9 +134,10 @@ def test_clock_offset_expires_leases_early_and_lazy_fsync_restore_point(
     assert _debug(c, "n1", "/debug/status")["last_fsync"] == synced
     assert c.put("n1", "unsynced", "1").status == 200
     c.kill("n1")
-    db = c.members["n1"].data_dir / "db"
-    shutil.rmtree(db)
-    shutil.copytree(copy, db)
+    for env_dir in ("log", "state"):  # the two LMDB environments of a data dir
+        db = c.members["n1"].data_dir / env_dir
+        shutil.rmtree(db)
+        shutil.copytree(copy / env_dir, db)
     c.start("n1")
     c.wait_leader()
     assert c.get("n1", "durable").status == 200
@@ -199,7 +200,7 @@ def test_no_persist_term_vote_leaves_the_start_term_on_disk(make_cluster: MakeCl
     for n in c.running():
         c.kill(n)
     for m in c.members.values():
-        env = open_env(m.data_dir / "db")
+        env = open_env(m.data_dir / "log")
         try:
             hs = LogStore(env).hard_state()
         finally:

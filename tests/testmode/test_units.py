@@ -3,6 +3,7 @@ best observed below the HTTP layer (lessor, state machine, Raft core)."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from raftkv.node.lessor import Lessor
 from raftkv.raft import Role
 from raftkv.storage import commands as cmds
 from raftkv.storage.env import GiB, open_env
+from raftkv.storage.errors import CorruptionError
 from raftkv.storage.mvcc import REVISION_META_EVERY, MvccStore
 from raftkv.storage.results import LeaseInfo
 from tests.raft.harness import Net
@@ -132,10 +134,14 @@ def _mvcc(path: Path) -> MvccStore:
 def test_no_dedup_applies_a_duplicated_entry_twice(tmp_path: Path, dedup: bool) -> None:
     env = open_env(tmp_path, 1 * GiB)
     store = MvccStore(env, quota_bytes=64 << 20, **({} if dedup else {"dedup_capacity": 0}))
-    put = cmds.Put(b"k", b"v", request_id=b"r" * 16).encode()
+    put = cmds.Put(b"k", b"v", client_id=b"c" * 16).encode()
     res = store.apply([(1, put), (2, put)])
     assert res[1].duplicate is dedup
     assert store.current_revision() == (2 if dedup else 3)
+    # Either way a request id (the proposer's waiter token) alone never deduplicates.
+    by_token = cmds.Put(b"t", b"v", request_id=b"r" * 16).encode()
+    res = store.apply([(3, by_token), (4, by_token)])
+    assert not res[1].duplicate and store.get(b"t").version == 2
     env.close()
 
 
@@ -179,10 +185,11 @@ def test_no_noop_read_wait_serves_reads_at_a_stale_commit_index(bug: bool) -> No
 def test_revision_from_unsynced_meta_rewinds_the_revision_after_a_restart(tmp_path: Path) -> None:
     """The side-car lags the data, so a restart rewinds the revision counter and the
     next write is given a revision an earlier write already has. raftkv's history is
-    append-only (LMDB append=True), so that write is refused instead of overwriting
-    the older one: the replica stops applying and falls behind its peers with a lower
-    revision, which the harness's convergence and recovery checkers see. Without the
-    side-car nothing rewinds."""
+    append-only (LMDB append=True), so that write cannot overwrite the older one: the
+    store reports its own data as inconsistent (CorruptionError escapes apply, nothing
+    of the batch is written) and the node stops (fail-stop) rather than diverge, which
+    the harness's recovery and convergence checkers see. Without the side-car nothing
+    rewinds."""
     meta = tmp_path / "revision.meta"
     env = open_env(tmp_path / "db", 1 * GiB)
     store = MvccStore(env, quota_bytes=64 << 20, revision_meta=meta)
@@ -193,15 +200,21 @@ def test_revision_from_unsynced_meta_rewinds_the_revision_after_a_restart(tmp_pa
     store.apply([(i, cmds.Put(f"k{i}".encode(), b"v").encode()) for i in range(n + 1, n + 4)])
     assert store.current_revision() == n + 4 and int(meta.read_text()) == n + 1
     env.close()
+    shutil.copytree(tmp_path / "db", tmp_path / "peer")  # an unmutated replica, same data
     env = open_env(tmp_path / "db", 1 * GiB)  # "kill -9 and restart"
     again = MvccStore(env, quota_bytes=64 << 20, revision_meta=meta)
     assert again.applied_index() == n + 3  # the applied index is right...
     assert again.current_revision() == n + 1  # ...the revision counter is not
-    with pytest.raises(RuntimeError, match="is not the newest"):
-        again.apply([(n + 4, cmds.Put(b"new", b"v").encode())])  # revision n + 2 is taken
+    writes = [cmds.Put(b"new", b"v"), cmds.DeleteRange(b"k1"), cmds.Put(b"k2", b"w")]
+    entries = [(n + 4 + i, c.encode()) for i, c in enumerate(writes)]
+    with pytest.raises(CorruptionError):  # revision n + 2 is taken
+        again.apply(entries)
+    assert again.applied_index() == n + 3 and again.current_revision() == n + 1
+    assert again.get(b"new") is None and again.get(b"k1") is not None
     env.close()
-    env = open_env(tmp_path / "db", 1 * GiB)
+    env = open_env(tmp_path / "peer", 1 * GiB)
     plain = MvccStore(env, quota_bytes=64 << 20)  # the unmutated store ignores the side-car
     assert plain.current_revision() == n + 4
-    assert plain.apply([(n + 4, cmds.Put(b"new", b"v").encode())])[0].revision == n + 5
+    assert [r.revision for r in plain.apply(entries)] == [n + 5, n + 6, n + 7]
+    assert plain.get(b"new") is not None and plain.get(b"k1") is None
     env.close()

@@ -9,15 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from raftkv.server.etcd.encode import response_body
-from raftkv.server.etcd.errors import MSG_KEY_NOT_FOUND, MSG_TOO_MANY_OPS, EtcdError, GrpcStatus
+from raftkv.server.etcd.errors import MSG_KEY_NOT_FOUND, EtcdError, GrpcStatus
 from raftkv.server.etcd.gateway import Gateway
 from raftkv.server.etcd.jsonpb import arr, obj, rejected, to_bool, to_enum, to_int, unb64
 from raftkv.storage import commands as cmds
-from raftkv.storage.errors import MSG_EMPTY_KEY, LeaseNotFoundError, MvccError
 
-MAX_TXN_OPS = 128  # etcd's --max-txn-ops default
-MAX_REQUEST = 3 * 512 * 1024  # etcd's --max-request-bytes default
-GRPC_MAX_RECV = MAX_REQUEST + 512 * 1024  # etcd's gRPC MaxRecvMsgSize
+MSG_EMPTY_KEY = "etcdserver: key is not provided"
 
 
 def _key(body: dict[str, Any]) -> bytes:
@@ -72,8 +69,8 @@ def parse_put(b: dict[str, Any]) -> cmds.Put:
         raise rejected("etcdserver: value is provided")
     if p.ignore_lease and p.lease:
         raise rejected("etcdserver: lease is provided")
-    if p.lease < 0:  # no such lease can exist; raftkv's store would call it malformed
-        raise EtcdError.from_mvcc(LeaseNotFoundError())
+    if p.lease < 0:  # no such lease can exist
+        raise EtcdError(GrpcStatus.NOT_FOUND, "etcdserver: requested lease not found")
     return p
 
 
@@ -128,21 +125,7 @@ def parse_txn(b: dict[str, Any]) -> cmds.Txn:
     compares = tuple(parse_compare(obj(c)) for c in arr(b.get("compare")))
     success = tuple(parse_op(obj(o)) for o in arr(b.get("success")))
     failure = tuple(parse_op(obj(o)) for o in arr(b.get("failure")))
-    if max(len(compares), len(success), len(failure)) > MAX_TXN_OPS:
-        raise rejected(MSG_TOO_MANY_OPS)
-    t = cmds.Txn(compares, success, failure)
-    try:
-        cmds.validate(t, 1 << 20)
-    except MvccError as e:
-        raise EtcdError.from_mvcc(e) from None
-    return t
-
-
-def _has_put(t: cmds.Txn) -> bool:
-    for op in (*t.success, *t.failure):
-        if isinstance(op, cmds.Put) or (isinstance(op, cmds.Txn) and _has_put(op)):
-            return True
-    return False
+    return cmds.Txn(compares, success, failure)
 
 
 def _vlen(n: int) -> int:
@@ -194,77 +177,50 @@ def proto_size(op: cmds.TxnOp | cmds.Compare) -> int:
     return compares + ops
 
 
-def check_size(op: cmds.TxnOp) -> None:
-    """etcd's two limits: gRPC's receive limit (1.5 MiB + 512 KiB of overhead allowance,
+def check_size(gw: Gateway, op: cmds.TxnOp) -> None:
+    """etcd's two limits: gRPC's receive limit (the request limit + 512 KiB,
     ResourceExhausted) and --max-request-bytes on the proposal (InvalidArgument)."""
     size = proto_size(op)
-    if size > GRPC_MAX_RECV:
+    limit = gw.s.limits.max_request_bytes
+    grpc_max = limit + 512 * 1024
+    if size > grpc_max:
         raise EtcdError(
             GrpcStatus.RESOURCE_EXHAUSTED,
-            f"grpc: received message larger than max ({size} vs. {GRPC_MAX_RECV})",
+            f"grpc: received message larger than max ({size} vs. {grpc_max})",
         )
-    if size > MAX_REQUEST:
+    if size > limit:
         raise EtcdError(GrpcStatus.INVALID_ARGUMENT, "etcdserver: request is too large")
 
 
 async def kv_range(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     r = parse_range(body)
-    await gw.linearize(to_bool(body.get("serializable"), "serializable"))
-    try:
-        resp = gw.node.mvcc.range(
-            r.key,
-            r.range_end,
-            r.revision,
-            r.limit,
-            r.keys_only,
-            r.count_only,
-            r.sort_order,
-            r.sort_target,
-            r.min_mod_revision,
-            r.max_mod_revision,
-            r.min_create_revision,
-            r.max_create_revision,
-        )
-    except MvccError as e:
-        raise EtcdError.from_mvcc(e) from None
-    return response_body(resp, gw.header(resp.revision))
+    res = await gw.s.kv.range(r, to_bool(body.get("serializable"), "serializable"))
+    return response_body(res.response, gw.header_of(res))
 
 
 async def kv_put(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     put = parse_put(body)
-    check_size(put)
-    res = await gw.propose(put)
-    assert res.response is not None
-    return response_body(res.response, gw.header(res.revision))
+    check_size(gw, put)
+    res = await gw.s.kv.put(put)
+    return response_body(res.response, gw.header_of(res))
 
 
 async def kv_delete(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     d = parse_delete(body)
-    check_size(d)
-    res = await gw.propose(d, growing=False)
-    assert res.response is not None
-    return response_body(res.response, gw.header(res.revision))
+    check_size(gw, d)
+    res = await gw.s.kv.delete_range(d)
+    return response_body(res.response, gw.header_of(res))
 
 
 async def kv_txn(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     t = parse_txn(body)
-    check_size(t)
-    res = await gw.propose(t, growing=_has_put(t))
-    assert res.response is not None
-    return response_body(res.response, gw.header(res.revision))
+    check_size(gw, t)
+    res = await gw.s.kv.txn(t)
+    return response_body(res.response, gw.header_of(res))
 
 
 async def kv_compact(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     rev = to_int(body.get("revision"), "revision")
-    to_bool(body.get("physical"), "physical")
-    current = gw.node.mvcc.current_revision()
-    if rev > current:
-        raise EtcdError(
-            GrpcStatus.OUT_OF_RANGE, "etcdserver: mvcc: required revision is a future revision"
-        )
-    if rev <= gw.node.mvcc.compact_revision():
-        raise EtcdError(
-            GrpcStatus.OUT_OF_RANGE, "etcdserver: mvcc: required revision has been compacted"
-        )
-    res = await gw.propose(cmds.Compact(rev), growing=False)
-    return {"header": gw.header(res.revision)}
+    physical = to_bool(body.get("physical"), "physical")
+    res = await gw.s.kv.compact(rev, physical)
+    return {"header": gw.header_of(res)}

@@ -10,13 +10,14 @@ import asyncio
 import hashlib
 import os
 import tempfile
-import zlib
 from collections.abc import AsyncIterator
 from enum import IntEnum
 from typing import Any
 
+from raftkv import __version__
 from raftkv.server.etcd.gateway import Gateway
 from raftkv.server.etcd.jsonpb import b64, to_enum, to_int
+from raftkv.storage.commands import AlarmType
 
 ETCD_VERSION = "3.4.23"  # the etcd release whose gateway this package reproduces
 CLUSTER_VERSION = "3.4.0"
@@ -29,36 +30,44 @@ class AlarmAction(IntEnum):
     DEACTIVATE = 2
 
 
-class AlarmType(IntEnum):
-    NONE = 0
-    NOSPACE = 1
-    CORRUPT = 2
-
-
 def version_body() -> dict[str, Any]:
-    return {"etcdserver": ETCD_VERSION, "etcdcluster": CLUSTER_VERSION}
+    """etcd's /version, plus raftkv's own version (clients ignore unknown fields)."""
+    return {"etcdserver": ETCD_VERSION, "etcdcluster": CLUSTER_VERSION, "raftkv": __version__}
 
 
 async def status(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
-    n = gw.node
-    st = n.status()
-    out: dict[str, Any] = {"header": gw.header(), "version": ETCD_VERSION}
+    res = gw.s.maintenance.status()
+    st = res.response
+    out: dict[str, Any] = {"header": gw.header_of(res), "version": ETCD_VERSION}
     fields = [
-        ("dbSize", n.mvcc.db_size()),
-        ("leader", gw.member_id(n.leader) if n.leader else 0),
-        ("raftIndex", st["commit"]),
-        ("raftTerm", st["term"]),
-        ("raftAppliedIndex", st["applied"]),
+        ("dbSize", st.db_size),
+        ("leader", gw.member_id(st.leader) if st.leader else 0),
+        ("raftIndex", st.raft_index),
+        ("raftTerm", st.raft_term),
+        ("raftAppliedIndex", st.raft_applied_index),
     ]
     for name, v in fields:
         if v:
             out[name] = str(v)
-    if gw.alarms:
-        out["errors"] = [_alarm_text(m, a) for m, a in gw.alarms]
-    used = n.mvcc.db_size_in_use()
-    if used:
-        out["dbSizeInUse"] = str(used)
+    if st.alarms:
+        out["errors"] = [_alarm_text(_etcd_id(gw, m), a) for m, a in st.alarms]
+    if st.db_size_in_use:
+        out["dbSizeInUse"] = str(st.db_size_in_use)
+    if st.is_learner:
+        out["isLearner"] = True
     return out
+
+
+def _stored_id(gw: Gateway, member: int) -> int:
+    """The id an alarm is stored under: a member's Raft id when the etcd id names a
+    member (the node raises NOSPACE under its Raft id), else the id as given (etcd
+    stores whatever id an operator activates)."""
+    raft = gw.raft_id(member) if member else None
+    return raft if raft is not None else member
+
+
+def _etcd_id(gw: Gateway, stored: int) -> int:
+    return gw.member_id(stored) or stored
 
 
 def _alarm_text(member: int, alarm: int) -> str:
@@ -67,54 +76,41 @@ def _alarm_text(member: int, alarm: int) -> str:
     return out + (f"alarm:{AlarmType(alarm).name} " if alarm else "")
 
 
-def _kv_hash(gw: Gateway) -> int:
-    """crc32 over every live key-value at the current revision (same on every replica
-    that applied the same entries, which is what clients compare hashes for)."""
-    r = gw.node.mvcc.range(b"\x00", b"\x00")
-    h = 0
-    for kv in r.kvs:
-        for part in (kv.key, kv.value):
-            h = zlib.crc32(len(part).to_bytes(4, "big") + part, h)
-        h = zlib.crc32(
-            f"{kv.create_revision},{kv.mod_revision},{kv.version},{kv.lease}".encode(), h
-        )
-    return h
-
-
 async def hash_(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
-    await gw.linearize(False)
-    header = gw.header()
-    h = await asyncio.get_running_loop().run_in_executor(None, _kv_hash, gw)
-    out: dict[str, Any] = {"header": header}
-    if h:
-        out["hash"] = h
+    res = await gw.s.maintenance.hash_kv()
+    out: dict[str, Any] = {"header": gw.header_of(res)}
+    if res.response:
+        out["hash"] = res.response
     return out
 
 
 async def alarm(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
+    """etcd's Alarm RPC: GET lists, ACTIVATE/DEACTIVATE change the replicated alarms.
+    Member ids on the wire are etcd ids; the store keeps Raft ids."""
     action = to_enum(body.get("action"), AlarmAction, "etcdserverpb.AlarmRequest_AlarmAction")
     member = to_int(body.get("memberID"), "memberID", unsigned=True)
     kind = to_enum(body.get("alarm"), AlarmType, "etcdserverpb.AlarmType")
+    m = gw.s.maintenance
     if action == AlarmAction.GET:
-        found = [(m, a) for m, a in gw.alarms if kind == AlarmType.NONE or a == kind]
-    elif action == AlarmAction.ACTIVATE:
+        active = m.alarms().response
+        found = [(mid, a) for mid, a in active if kind == AlarmType.NONE or a == kind]
+    else:
         if kind == AlarmType.NONE:
             return {}
-        if (member, int(kind)) not in gw.alarms:
-            gw.alarms.append((member, int(kind)))
-        found = [(member, int(kind))]
-    else:
-        if (member, int(kind)) not in gw.alarms:
+        stored = _stored_id(gw, member)
+        active = m.alarms().response
+        if action == AlarmAction.DEACTIVATE and (stored, int(kind)) not in active:
             return {}
-        gw.alarms.remove((member, int(kind)))
-        found = [(member, int(kind))]
+        await m.set_alarm(stored, kind, action == AlarmAction.ACTIVATE)
+        found = [(stored, int(kind))]
     if not found:
         return {}
     alarms = []
-    for m, a in found:
+    for mid, a in found:
         one: dict[str, Any] = {}
-        if m:
-            one["memberID"] = str(m)
+        etcd_mid = _etcd_id(gw, mid)
+        if etcd_mid:
+            one["memberID"] = str(etcd_mid)
         if a:
             one["alarm"] = AlarmType(a).name
         alarms.append(one)
@@ -122,6 +118,7 @@ async def alarm(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def defragment(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
+    await gw.s.maintenance.defragment()
     return {}
 
 
@@ -135,11 +132,12 @@ async def snapshot_messages(gw: Gateway) -> AsyncIterator[dict[str, Any]]:
     fd, path = tempfile.mkstemp(prefix="raftkv-etcd-snap-")
     os.close(fd)
 
+    chunks_source = gw.s.maintenance.snapshot()
+
     def spool() -> tuple[int, bytes]:
         h = hashlib.sha256()
         total = 0
-        stream = gw.node.mvcc.snapshot_stream()
-        with stream.chunks as chunks, open(path, "wb") as f:
+        with chunks_source as chunks, open(path, "wb") as f:
             for c in chunks:
                 f.write(c)
                 h.update(c)

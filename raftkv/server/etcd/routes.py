@@ -1,9 +1,14 @@
 """Route table and HTTP plumbing of the etcd gateway (unary and streaming RPCs).
 
 grpc-gateway details live here: POST only (405 otherwise), 404 `Not Found` for
-unrouted paths under /v3 and /v3beta, CORS + Grpc-Metadata headers on every answer,
-body decode errors as 400 for unary calls but 500/Unknown for streams, and one HTTP
-chunk per stream message.
+unrouted paths under /v3 and /v3beta, Grpc-Metadata headers on every answer, body
+decode errors as 400 for unary calls but 500/Unknown for streams, and one HTTP chunk
+per stream message. Typed errors from the services become etcd's codes and messages
+here (errors.etcd_status), in one place; v3lock/v3election wrap theirs as Unknown.
+
+Bounds: a unary body is read up to the gRPC message limit (in base64 JSON) within the
+body timeout; a stream's request messages are each bounded the same way, and the
+streams a member serves are capped (--max-streams).
 """
 
 from __future__ import annotations
@@ -16,32 +21,37 @@ from typing import Any
 
 from aiohttp import web
 
-from raftkv.node.node import Node, UnavailableError
+from raftkv.errors import LeaseNotFound, RaftkvError
 from raftkv.server.etcd import cluster, election, kv, lease, lock, maintenance
 from raftkv.server.etcd.errors import (
-    CORS_HEADERS,
     MSG_AUTH_NOT_ENABLED,
     RPC_HEADERS,
     EtcdError,
     GrpcStatus,
     text_response,
 )
-from raftkv.server.etcd.gateway import Gateway, unavailable
-from raftkv.server.etcd.jsonpb import decode_one, dumps, obj, request_object, to_int, unb64
+from raftkv.server.etcd.gateway import Gateway
+from raftkv.server.etcd.jsonpb import decode_one, obj, request_object, to_int, unb64
 from raftkv.server.etcd.watch import WatchStream
-from raftkv.storage.errors import MvccError
+from raftkv.server.http import (
+    BodyTimeout,
+    BodyTooLarge,
+    BodyUnreadable,
+    StreamGate,
+    cors_headers,
+    dumps,
+    read_body,
+)
+from raftkv.service import Services
 
 Unary = Callable[[Gateway, dict[str, Any]], Awaitable[dict[str, Any]]]
 PREFIXES = ("/v3", "/v3beta")
 GATEWAY_KEY: web.AppKey[Gateway] = web.AppKey("etcd_gateway", Gateway)
-JSON_HEADERS = {**RPC_HEADERS, "Content-Type": "application/json"}
 MSG_TOO_LARGE = "etcdserver: request is too large"
-MAX_REQUEST = 3 * 512 * 1024  # etcd's --max-request-bytes default (decoded request)
-MAX_BODY = 16 * MAX_REQUEST  # bounds memory; the real limits are checked once decoded
 
 
 async def _auth_disabled(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
-    """Every auth RPC: raftkv has no auth, which etcd reports as this error."""
+    """Every auth RPC: raftkv has no auth yet, which etcd reports as this error."""
     perm = obj(body.get("perm"))
     unb64(perm.get("key"), "key")
     unb64(perm.get("range_end"), "range_end")
@@ -89,24 +99,28 @@ UNARY: dict[str, Unary] = {
         for rpc in ("add", "get", "list", "delete", "grant", "revoke")
     },
 }
+# v3lock and v3election return their errors wrapped: gRPC Unknown, as etcd.
+WRAPPED = {"/lock/lock", "/election/campaign", "/election/proclaim", "/election/resign"}
 
 
-def _json(body: dict[str, Any]) -> web.Response:
-    return web.Response(body=dumps(body), headers=JSON_HEADERS)
-
-
-def _as_etcd(e: Exception) -> EtcdError:
+def _as_etcd(e: BaseException, wrapped: bool = False) -> EtcdError:
     if isinstance(e, EtcdError):
         return e
-    if isinstance(e, MvccError):
-        return EtcdError.from_mvcc(e)
-    if isinstance(e, UnavailableError):
-        return unavailable(e)
-    if isinstance(e, web.HTTPRequestEntityTooLarge):
-        return EtcdError(GrpcStatus.INVALID_ARGUMENT, MSG_TOO_LARGE)
+    if isinstance(e, RaftkvError):
+        err = EtcdError.of(e)
+        if wrapped and isinstance(e, LeaseNotFound):
+            return EtcdError(GrpcStatus.UNKNOWN, err.message)
+        return err
+    if isinstance(e, BodyTooLarge):
+        return EtcdError(GrpcStatus.RESOURCE_EXHAUSTED, MSG_TOO_LARGE)
+    if isinstance(e, BodyTimeout):
+        return EtcdError(GrpcStatus.CANCELLED, "raftkv: request body not received in time")
+    if isinstance(e, BodyUnreadable):
+        return EtcdError(GrpcStatus.INVALID_ARGUMENT, str(e), decode=True)
     raise e
 
 
+CAUGHT = (EtcdError, RaftkvError, BodyTooLarge, BodyTimeout, BodyUnreadable)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -116,37 +130,19 @@ def _post_only(handler: Handler) -> Handler:
 
     async def gated(req: web.Request) -> web.StreamResponse:
         if req.method == "OPTIONS":
-            return _preflight()
+            return web.Response(status=200, headers=cors_headers(req))
         if req.method != "POST":
-            return text_response(405, "Method Not Allowed\n")
+            return text_response(req, 405, "Method Not Allowed\n")
         return await handler(req)
 
     return gated
-
-
-def _preflight() -> web.Response:
-    """etcd answers a CORS preflight itself: 200, empty, CORS headers only."""
-    return web.Response(status=200, headers=CORS_HEADERS)
-
-
-async def _read_body(req: web.Request) -> bytes:
-    """The request body. etcd's size limits apply to the decoded request (kv.check_size)
-    and base64 makes the JSON a third bigger, so the app's own HTTP body limit (which
-    would refuse a 1.2 MB value etcd accepts) is bypassed here."""
-    data = bytearray()
-    while chunk := await req.content.read(1 << 16):
-        data += chunk
-        if len(data) > MAX_BODY:
-            raise EtcdError(GrpcStatus.RESOURCE_EXHAUSTED, MSG_TOO_LARGE)
-    return bytes(data)
 
 
 async def _unless_gone(req: web.Request, call: Awaitable[dict[str, Any]]) -> dict[str, Any] | None:
     """Await `call`; cancel it and return None if the client disconnects first.
 
     aiohttp does not cancel handlers on disconnect, and a blocked call must not outlive
-    its client: a v3lock waiter would otherwise acquire the lock for nobody (etcd's
-    Mutex gives its slot back when the request context ends)."""
+    its client: a v3lock waiter would otherwise acquire the lock for nobody."""
     task = asyncio.ensure_future(call)
     while True:
         done, _ = await asyncio.wait({task}, timeout=0.5)
@@ -159,77 +155,110 @@ async def _unless_gone(req: web.Request, call: Awaitable[dict[str, Any]]) -> dic
             return None
 
 
-def _unary(gw: Gateway, fn: Unary) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    async def handler(req: web.Request) -> web.StreamResponse:
-        try:
-            body = request_object(await _read_body(req))
-            out = await _unless_gone(req, fn(gw, body))
-            if out is None:
-                return web.Response(status=499)  # nobody is listening any more
-            return _json(out)
-        except (EtcdError, MvccError, UnavailableError, web.HTTPRequestEntityTooLarge) as e:
-            return await _as_etcd(e).respond(req)
+class Routes:
+    def __init__(self, gw: Gateway, gate: StreamGate) -> None:
+        self.gw = gw
+        self.gate = gate
+        self.limits = gw.s.limits
 
-    return _post_only(handler)
+    def _json(self, req: web.Request, body: dict[str, Any]) -> web.Response:
+        headers = {**cors_headers(req), **RPC_HEADERS, "Content-Type": "application/json"}
+        return web.Response(body=dumps(body), headers=headers)
 
+    async def _body(self, req: web.Request) -> bytes:
+        return await read_body(req, self.limits.max_body_bytes, self.limits.request_body_timeout)
 
-async def _messages(req: web.Request) -> AsyncIterator[dict[str, Any]]:
-    """JSON messages of a streaming request body, newline-separated or concatenated."""
-    dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    buf, pos, eof = "", 0, False
-    while True:
-        try:
-            v, end = decode_one(buf, pos)
-        except EOFError:
-            if eof:
-                return
-            v = None
-        except EtcdError:
-            if eof:
-                raise
-            v = None  # possibly a message cut by a read boundary: read on, judge at EOF
-        if v is not None:
-            pos = end
-            yield obj(v)
-            continue
-        chunk = await req.content.readany()
-        if not chunk:
-            eof = True
-            buf += dec.decode(b"", final=True)
-        else:
-            buf = buf[pos:] + dec.decode(chunk)
+    def unary(self, path: str, fn: Unary) -> Handler:
+        wrapped = path in WRAPPED
+
+        async def handler(req: web.Request) -> web.StreamResponse:
+            try:
+                body = request_object(await self._body(req))
+                out = await _unless_gone(req, fn(self.gw, body))
+                if out is None:
+                    return web.Response(status=499)  # nobody is listening any more
+                return self._json(req, out)
+            except CAUGHT as e:
+                return await _as_etcd(e, wrapped).respond(req)
+
+        return _post_only(handler)
+
+    async def _messages(self, req: web.Request) -> AsyncIterator[dict[str, Any]]:
+        """JSON messages of a streaming request body, newline-separated or
+        concatenated; a message still incomplete past the body limit is refused."""
+        dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        buf, pos, eof = "", 0, False
+        fresh = True  # something arrived that may complete a message
+        limit = self.limits.max_body_bytes
+        while True:
+            try:
+                if not fresh:
+                    raise EOFError  # nothing new can end a message: do not re-parse
+                v, end = decode_one(buf, pos)
+            except EOFError:
+                if eof:
+                    return
+                v = None
+            except EtcdError:
+                if eof or len(buf) - pos > limit:
+                    raise
+                v = None  # possibly a message cut by a read boundary: read on
+            if v is not None:
+                pos = end
+                yield obj(v)
+                continue
+            if len(buf) - pos > limit:
+                raise EtcdError(GrpcStatus.RESOURCE_EXHAUSTED, MSG_TOO_LARGE, decode=True)
+            chunk = await req.content.readany()
+            if not chunk:
+                eof = fresh = True
+                buf = buf[pos:] + dec.decode(b"", final=True)
+            else:
+                fresh = b"}" in chunk or b"]" in chunk
+                buf = buf[pos:] + dec.decode(chunk)
             pos = 0
 
+    async def _open_stream(self, req: web.Request) -> tuple[web.StreamResponse, Any]:
+        """A chunked response whose head goes out with the first message, as in etcd."""
+        headers = {**cors_headers(req), **RPC_HEADERS, "Content-Type": "application/json"}
+        resp = web.StreamResponse(headers=headers)
+        resp.enable_chunked_encoding()
+        lock = asyncio.Lock()
 
-async def _stream_error(req: web.Request, e: EtcdError) -> web.StreamResponse:
-    """A stream whose first message does not decode: grpc-gateway answers Unknown."""
-    return await EtcdError(GrpcStatus.UNKNOWN, e.message, decode=True).respond(req)
+        async def send(msg: dict[str, Any]) -> None:
+            data = dumps({"result": msg}) + b"\n"
+            async with lock:
+                if not resp.prepared:
+                    await resp.prepare(req)
+                await resp.write(data)  # one write = one chunk: never split a message
 
+        return resp, send
 
-async def _open_stream(req: web.Request) -> tuple[web.StreamResponse, Any]:
-    """A chunked response whose head goes out with the first message, as in etcd."""
-    resp = web.StreamResponse(headers=JSON_HEADERS)
-    resp.enable_chunked_encoding()
-    lock = asyncio.Lock()
+    def _streaming(self, handler: Handler) -> Handler:
+        """Count the stream against --max-streams for as long as it is open."""
 
-    async def send(msg: dict[str, Any]) -> None:
-        data = dumps({"result": msg}) + b"\n"
-        async with lock:
-            if not resp.prepared:
-                await resp.prepare(req)
-            await resp.write(data)  # one write = one chunk: never split a message
+        async def counted(req: web.Request) -> web.StreamResponse:
+            encoding = req.headers.get("Content-Encoding", "").strip().lower()
+            if encoding not in ("", "identity"):
+                refused = BodyUnreadable(f"Content-Encoding {encoding[:32]!r} is not supported")
+                return await _as_etcd(refused).respond(req)
+            try:
+                self.gate.enter()
+            except RaftkvError as e:
+                return await _as_etcd(e).respond(req)
+            try:
+                return await handler(req)
+            finally:
+                self.gate.leave()
 
-    return resp, send
+        return _post_only(counted)
 
+    async def _stream_error(self, req: web.Request, e: EtcdError) -> web.StreamResponse:
+        """A stream whose first message does not decode: grpc-gateway answers Unknown."""
+        return await EtcdError(GrpcStatus.UNKNOWN, e.message, decode=True).respond(req)
 
-def _closing(req: web.Request) -> bool:
-    t = req.transport
-    return t is None or t.is_closing()
-
-
-def _watch(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    async def handler(req: web.Request) -> web.StreamResponse:
-        msgs = _messages(req)
+    async def watch(self, req: web.Request) -> web.StreamResponse:
+        msgs = self._messages(req)
         try:
             first: dict[str, Any] | None = await anext(msgs)
             if first is not None:
@@ -237,9 +266,9 @@ def _watch(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamResponse]
         except StopAsyncIteration:
             first = None
         except EtcdError as e:
-            return await _stream_error(req, e)
-        resp, send = await _open_stream(req)
-        ws = WatchStream(gw, send)
+            return await self._stream_error(req, e)
+        resp, send = await self._open_stream(req)
+        ws = WatchStream(self.gw, send)
         try:
             if first is not None:
                 await ws.handle(first)
@@ -249,22 +278,17 @@ def _watch(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamResponse]
                 except EtcdError:
                     pass  # grpc-gateway stops forwarding at a bad message; stream stays
             while not _closing(req):
-                failed = [t for t in ws.tasks.values() if t.done() and t.exception()]
-                if failed:
+                if any(t.done() and t.exception() for t in ws.tasks.values()):
                     break
                 await asyncio.sleep(0.25)
-        except (ConnectionResetError, asyncio.CancelledError):
+        except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
             await ws.close()
         return resp
 
-    return _post_only(handler)
-
-
-def _keepalive(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    async def handler(req: web.Request) -> web.StreamResponse:
-        msgs = _messages(req)
+    async def keepalive(self, req: web.Request) -> web.StreamResponse:
+        msgs = self._messages(req)
         try:
             first: dict[str, Any] | None = await anext(msgs)
             if first is not None:
@@ -272,53 +296,47 @@ def _keepalive(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamRespo
         except StopAsyncIteration:
             first = None
         except EtcdError as e:
-            return await _stream_error(req, e)
-        resp, send = await _open_stream(req)
+            return await self._stream_error(req, e)
+        resp, send = await self._open_stream(req)
         try:
             if first is not None:
-                await send(await lease.keepalive_once(gw, first))
+                await send(await lease.keepalive_once(self.gw, first))
                 async for m in msgs:
-                    await send(await lease.keepalive_once(gw, m))
-        except EtcdError:
+                    await send(await lease.keepalive_once(self.gw, m))
+        except (EtcdError, RaftkvError):
             pass  # a bad later message or a lost leader ends the stream, as in etcd
-        except ConnectionResetError:
+        except (ConnectionResetError, ConnectionError):
             return resp
         if not resp.prepared:
             await resp.prepare(req)
         await resp.write_eof()
         return resp
 
-    return _post_only(handler)
-
-
-def _snapshot(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    async def handler(req: web.Request) -> web.StreamResponse:
+    async def snapshot(self, req: web.Request) -> web.StreamResponse:
         try:
-            request_object(await _read_body(req))
-        except EtcdError as e:
-            return await e.respond(req)
-        resp, send = await _open_stream(req)
+            request_object(await self._body(req))
+            messages = maintenance.snapshot_messages(self.gw)
+        except CAUGHT as e:
+            return await _as_etcd(e).respond(req)
+        resp, send = await self._open_stream(req)
         try:
-            async for m in maintenance.snapshot_messages(gw):
+            async for m in messages:
                 await send(m)
-        except ConnectionResetError:
+        except (ConnectionResetError, ConnectionError):
+            return resp
+        except RaftkvError:
             return resp
         await resp.write_eof()
         return resp
 
-    return _post_only(handler)
-
-
-def _observe(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """Server streaming: open until the client goes away, like watch."""
-
-    async def handler(req: web.Request) -> web.StreamResponse:
+    async def observe(self, req: web.Request) -> web.StreamResponse:
+        """Server streaming: open until the client goes away, like watch."""
         try:
-            body = request_object(await _read_body(req))
-        except EtcdError as e:
-            return await e.respond(req)
-        resp, send = await _open_stream(req)
-        task = asyncio.ensure_future(election.observe(gw, body, send))
+            body = request_object(await self._body(req))
+        except CAUGHT as e:
+            return await _as_etcd(e).respond(req)
+        resp, send = await self._open_stream(req)
+        task = asyncio.ensure_future(election.observe(self.gw, body, send))
         try:
             while not _closing(req) and not task.done():
                 await asyncio.sleep(0.25)
@@ -328,43 +346,42 @@ def _observe(gw: Gateway) -> Callable[[web.Request], Awaitable[web.StreamRespons
                 await task
         return resp
 
-    return _post_only(handler)
+
+def _closing(req: web.Request) -> bool:
+    t = req.transport
+    return t is None or t.is_closing()
 
 
-def _not_found(text: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def _not_found(text: str) -> Handler:
     async def handler(req: web.Request) -> web.StreamResponse:
-        return text_response(404, text)
+        return text_response(req, 404, text)
 
     return handler
 
 
 async def _version(req: web.Request) -> web.StreamResponse:
     if req.method != "GET":
-        return text_response(405, "Method Not Allowed\n")
+        return text_response(req, 405, "Method Not Allowed\n")
     return web.Response(
         body=dumps(maintenance.version_body()),
-        headers={**CORS_HEADERS, "Content-Type": "application/json"},
+        headers={**cors_headers(req), "Content-Type": "application/json"},
     )
 
 
-def mount(app: web.Application, node: Node) -> Gateway:
+def mount(app: web.Application, services: Services, gate: StreamGate) -> Gateway:
     """Add etcd's /v3 and /v3beta routes and /version; call after the native routes."""
-    gw = Gateway(node)
+    gw = Gateway(services)
     app[GATEWAY_KEY] = gw
+    routes = Routes(gw, gate)
     r = app.router
     for prefix in PREFIXES:
         for path, fn in UNARY.items():
-            r.add_route("*", prefix + path, _unary(gw, fn))
-        r.add_route("*", prefix + "/watch", _watch(gw))
-        r.add_route("*", prefix + "/lease/keepalive", _keepalive(gw))
-        r.add_route("*", prefix + "/maintenance/snapshot", _snapshot(gw))
-        r.add_route("*", prefix + "/election/observe", _observe(gw))
+            r.add_route("*", prefix + path, routes.unary(path, fn))
+        r.add_route("*", prefix + "/watch", routes._streaming(routes.watch))
+        r.add_route("*", prefix + "/lease/keepalive", routes._streaming(routes.keepalive))
+        r.add_route("*", prefix + "/maintenance/snapshot", routes._streaming(routes.snapshot))
+        r.add_route("*", prefix + "/election/observe", routes._streaming(routes.observe))
         r.add_route("*", prefix + "/{tail:.*}", _not_found("Not Found\n"))
     r.add_route("*", "/v3alpha/{tail:.*}", _not_found("404 page not found\n"))
     r.add_route("*", "/version", _version)
-
-    async def close(app: web.Application) -> None:
-        await gw.close()
-
-    app.on_cleanup.append(close)
     return gw

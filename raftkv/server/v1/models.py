@@ -96,6 +96,7 @@ class TxnResponse(_Model):
 
 class CompactRequest(_Model):
     revision: int = Field(gt=0)
+    physical: bool = Field(default=False, description="answer once the compaction applied")
 
 
 class CompactResponse(_Model):

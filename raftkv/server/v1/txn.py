@@ -6,7 +6,8 @@
 
 Keys, range ends and values are UTF-8 strings, or base64 in a `*_b64` field for
 binary data. `prefix: true` stands for the range_end that selects the key as a prefix.
-Every malformed body raises ApiError(400) with a message that names the bad field.
+Every malformed body raises ApiError(400) with a message that names the bad field;
+nesting deeper than MAX_JSON_DEPTH levels of txn is refused before it is walked.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import base64
 import binascii
 from typing import Any
 
-from raftkv.server.errors import bad_request, non_negative_int
+from raftkv.server.v1.errors import bad_request, non_negative_int
+from raftkv.service.limits import MAX_JSON_DEPTH
 from raftkv.storage.commands import (
     Compare,
     CompareResult,
@@ -53,14 +55,14 @@ def get_bytes(d: dict[str, Any], name: str, required: bool = False) -> bytes | N
         if not isinstance(v, str):
             raise bad_request(f"{name}_b64 must be a base64 string")
         try:
-            return base64.b64decode(v, validate=True)
-        except (binascii.Error, ValueError):
+            return base64.b64decode(v.encode("ascii"), validate=True)
+        except (binascii.Error, ValueError, UnicodeEncodeError):
             raise bad_request(f"{name}_b64 is not valid base64") from None
     if name in d:
         v = d[name]
         if not isinstance(v, str):
             raise bad_request(f"{name} must be a string (use {name}_b64 for binary)")
-        return v.encode("utf-8")
+        return v.encode("utf-8", "surrogatepass")
     if required:
         raise bad_request(f"missing field {name!r}")
     return None
@@ -108,14 +110,16 @@ def parse_compare(raw: Any) -> Compare:
     return Compare(key, target, result, operand, _range_end(d, key))
 
 
-def parse_op(raw: Any) -> TxnOp:
+def parse_op(raw: Any, depth: int = 0) -> TxnOp:
     d = _dict(raw, "txn op")
     if len(d) != 1:
         raise bad_request("each txn op must have exactly one of put, delete, range, txn")
     kind, body = next(iter(d.items()))
+    if kind not in ("put", "delete", "range", "txn"):
+        raise bad_request(f"unknown txn op {str(kind)[:64]!r}")
     b = _dict(body, kind)
     if kind == "txn":
-        return parse_txn(b)
+        return parse_txn(b, depth + 1)
     key = get_bytes(b, "key", required=True) or b""
     if kind == "put":
         return Put(
@@ -147,13 +151,15 @@ def _list(d: dict[str, Any], name: str) -> list[Any]:
     return v
 
 
-def parse_txn(raw: Any) -> Txn:
+def parse_txn(raw: Any, depth: int = 0) -> Txn:
+    if depth > MAX_JSON_DEPTH // 4:
+        raise bad_request("txn nested too deep")
     d = _dict(raw, "txn body")
     unknown = set(d) - {"compare", "success", "failure"}
     if unknown:
-        raise bad_request(f"unknown txn fields: {sorted(unknown)}")
+        raise bad_request(f"unknown txn fields: {sorted(map(str, unknown))}")
     return Txn(
         tuple(parse_compare(c) for c in _list(d, "compare")),
-        tuple(parse_op(o) for o in _list(d, "success")),
-        tuple(parse_op(o) for o in _list(d, "failure")),
+        tuple(parse_op(o, depth) for o in _list(d, "success")),
+        tuple(parse_op(o, depth) for o in _list(d, "failure")),
     )

@@ -16,9 +16,10 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from raftkv.server import models as M
+from raftkv.server.v1 import models as M
 
-Q_BOOL = {"type": "boolean"}
+# Flags are curl-style: `?prefix` alone (empty) means true.
+Q_BOOL = {"type": "string", "enum": ["", "true", "false", "1", "0", "yes", "no"]}
 Q_INT = {"type": "integer", "minimum": 0}
 Q_STR = {"type": "string"}
 
@@ -34,22 +35,35 @@ CAS_Q = {
 }
 RID_Q = {
     "request_id": (
-        Q_STR,
+        {"type": "string", "pattern": "^([0-9a-fA-F]{2}){1,128}$"},
         "hex id (1-128 bytes) of a request the client may retry on any node: applied "
         "once, a retry gets the first outcome",
     ),
 }
 LEADER_ONLY = {503: "no leader, or the request did not commit in time (retry)"}
+# Every route may answer these (bad input, browser origin, limits, availability).
+COMMON = {
+    400: "malformed input (an unknown or misspelled option is refused too)",
+    403: "a browser origin not allowed by --cors",
+    408: "the request body did not arrive within --request-body-timeout",
+    413: "the request is larger than --max-request-bytes",
+    429: "a per-member limit (watchers, streams) is reached",
+    503: "no leader, the member is stopping, or the request timed out (retry)",
+    507: "no space: the backend quota is reached (NOSPACE alarm) or this disk is full",
+}
+WRITES = {409: "request_id reused for a different request"}
 
 
 @dataclass(frozen=True)
 class Op:
     summary: str
     ok: int = 200
-    response: type[BaseModel] | str | None = None  # a str is a non-JSON media type
+    # a str is a non-JSON media type; a tuple is one of several shapes
+    response: type[BaseModel] | str | tuple[type[BaseModel], ...] | None = None
     request: type[BaseModel] | str | None = None
     query: dict[str, tuple[dict[str, Any], str]] = field(default_factory=dict)
     errors: dict[int, str] = field(default_factory=dict)
+    also: str | None = None  # another media type the success may carry (e.g. ?raw)
 
 
 # PUT and POST on a key are the same operation (POST for clients that cannot PUT).
@@ -63,13 +77,14 @@ PUT_KEY = Op(
         **CAS_Q,
         **RID_Q,
     },
-    errors={400: "bad query", 404: "lease not found", 412: "condition failed", **LEADER_ONLY},
+    errors={404: "lease not found", 412: "condition failed", **WRITES},
 )
 
 ROUTES: dict[tuple[str, str], Op] = {
     ("GET", "/v1/kv/{key}"): Op(
         "Read a key, a prefix or a range (linearizable unless ?serializable)",
-        response=M.KeyValueResponse,
+        response=(M.KeyValueResponse, M.RangeResponse),
+        also="application/octet-stream",
         query={
             **RANGE_Q,
             "revision": (Q_INT, "read at this historical revision"),
@@ -93,13 +108,17 @@ ROUTES: dict[tuple[str, str], Op] = {
         "Delete a key, a prefix or a range",
         response=M.DeleteResponse,
         query={**RANGE_Q, "prev_kv": (Q_BOOL, "return the deleted pairs"), **CAS_Q, **RID_Q},
-        errors={400: "bad query", 412: "condition failed", **LEADER_ONLY},
+        errors={412: "condition failed", **WRITES},
     ),
     ("POST", "/v1/txn"): Op(
         "Atomic compare-and-swap transaction (etcd Txn)",
         response=M.TxnResponse,
         request=M.TxnRequest,
-        errors={400: "malformed transaction", **LEADER_ONLY},
+        query={
+            "serializable": (Q_BOOL, "a txn that only reads: serve it locally, possibly stale"),
+            **RID_Q,
+        },
+        errors=WRITES,
     ),
     ("POST", "/v1/compact"): Op(
         "Compact the MVCC history up to a revision",
@@ -186,19 +205,34 @@ def route_keys(app: web.Application, prefix: str = "/v1/") -> set[tuple[str, str
     return out
 
 
-def _content(body: type[BaseModel] | str, ref: dict[str, Any]) -> dict[str, Any]:
+def _models(body: Any) -> tuple[type[BaseModel], ...]:
+    if isinstance(body, type):
+        return (body,)
+    if isinstance(body, tuple):
+        return body
+    return ()
+
+
+def _content(body: Any, ref: dict[type[BaseModel], dict[str, Any]]) -> dict[str, Any]:
     if isinstance(body, str):
         return {body: {"schema": {"type": "string"}}}
-    return {"application/json": {"schema": ref}}
+    models = _models(body)
+    schema = ref[models[0]] if len(models) == 1 else {"oneOf": [ref[m] for m in models]}
+    return {"application/json": {"schema": schema}}
+
+
+PATH_PARAMS = {
+    "key": {"type": "string"},
+    "id": {"type": "integer", "minimum": 1, "maximum": (1 << 63) - 1},
+}
 
 
 def build_document(app: web.Application) -> dict[str, Any]:
     keys = sorted(route_keys(app) & ROUTES.keys())
-    used = {M.ErrorResponse}
+    used: set[type[BaseModel]] = {M.ErrorResponse}
     for k in keys:
         for b in (ROUTES[k].request, ROUTES[k].response):
-            if isinstance(b, type):
-                used.add(b)
+            used.update(_models(b))
     refs, top = models_json_schema(
         [(m, "validation") for m in sorted(used, key=lambda m: m.__name__)],
         ref_template="#/components/schemas/{model}",
@@ -209,26 +243,25 @@ def build_document(app: web.Application) -> dict[str, Any]:
     for method, path in keys:
         op = ROUTES[(method, path)]
         params = [
-            {"name": p, "in": "path", "required": True, "schema": Q_STR}
+            {"name": p, "in": "path", "required": True, "schema": PATH_PARAMS.get(p, Q_STR)}
             for p in re.findall(r"\{(\w+)\}", path)
         ]
         params += [
-            {"name": n, "in": "query", "required": False, "schema": s, "description": d}
-            for n, (s, d) in op.query.items()
+            {"name": n, "in": "query", "required": False, "schema": sch, "description": d}
+            for n, (sch, d) in op.query.items()
         ]
         responses: dict[str, Any] = {str(op.ok): {"description": "success"}}
         if op.response is not None:
-            responses[str(op.ok)]["content"] = _content(op.response, ref.get(op.response, {}))
-        for status, why in op.errors.items():
+            responses[str(op.ok)]["content"] = _content(op.response, ref)
+            if op.also:
+                responses[str(op.ok)]["content"][op.also] = {"schema": {"type": "string"}}
+        for status, why in {**COMMON, **op.errors}.items():
             responses[str(status)] = {"description": why, "content": err}
         spec: dict[str, Any] = {"summary": op.summary, "responses": responses}
         if params:
             spec["parameters"] = params
         if op.request is not None:
-            spec["requestBody"] = {
-                "required": True,
-                "content": _content(op.request, ref.get(op.request, {})),
-            }
+            spec["requestBody"] = {"required": True, "content": _content(op.request, ref)}
         paths.setdefault(path, {})[method.lower()] = spec
     return {
         "openapi": "3.1.0",
