@@ -9,7 +9,8 @@ Rules (each a `Violation.rule`):
 - `internal-error`: the body says "internal error" or carries a traceback (any status;
   reported on its own only when `server-error` does not already cover the answer).
 - `error-not-json`: a 4xx/5xx whose body is not JSON — except etcd's plain-text 404 /
-  405 for unrouted paths and methods, and (on /v3 only) the HTTP layer's plain 400.
+  405 for unrouted paths and methods, and (on /v3) the HTTP layer's own 400 (Go's
+  plain text or raftkv's JSON parser error).
 - `error-shape`: a JSON error body of the wrong shape for its face: /v1 is
   `{"error": {"code": str, "message": str}}`, /v3 is etcd's
   `{"error": str, "message": str, "code": int}`.
@@ -30,7 +31,7 @@ from tests.fuzz.client import Request, Response
 
 # grpc-gateway v1's runtime.HTTPStatusFromCode, for every code etcd's gateway emits.
 GRPC_TO_HTTP = {
-    1: 499,
+    1: 408,  # grpc-gateway v1 (etcd 3.4) maps Canceled to 408
     2: 500,
     3: 400,
     4: 504,
@@ -52,7 +53,8 @@ GRPC_TO_HTTP = {
 # that does not decode is answered with.
 _GO_DECODE = re.compile(
     r"^(unexpected EOF|invalid character .*|illegal base64 data at input byte \d+"
-    r"|json: cannot unmarshal .*|unknown value .* for enum .*|unknown field .*)$"
+    r"|json: cannot unmarshal .*|unknown value .* for enum .*|unknown field .*"
+    r"|raftkv: JSON nested too deep)$"
 )
 
 
@@ -172,13 +174,17 @@ def _v3_allowed_500(case: Case, body: Any) -> bool:
 
 
 def _http_layer_400(r: Response) -> bool:
-    """aiohttp's own answer to a request it could not parse: plain text, no route ran
-    (so none of the gateway's CORS headers)."""
-    return (
-        r.status == 400
-        and r.content_type == "text/plain"
-        and "access-control-allow-origin" not in r.headers
-    )
+    """The HTTP layer's own answer to a request it could not parse, before any route
+    ran (so none of the gateway's CORS headers): Go's plain text, or raftkv's JSON
+    parser error — a request that does not parse names no face, and raftkv answers
+    every one in the native shape (`{"error": {"code": "bad_request", ...}}`)."""
+    if r.status != 400 or "access-control-allow-origin" in r.headers:
+        return False
+    if r.content_type == "text/plain":
+        return True
+    body = _parse(r.body) if r.complete else None
+    err = body.get("error") if isinstance(body, dict) else None
+    return isinstance(err, dict) and err.get("code") == "bad_request"
 
 
 def _health_probe(case: Case, r: Response, body: Any) -> bool:

@@ -62,6 +62,11 @@ def test_schemathesis_on_the_live_openapi_document(live: LiveCluster, tmp_path: 
         f"http://127.0.0.1:{port}",
         "--checks",
         "all",
+        # A schema-valid request may still be refused for the cluster's state: a compare
+        # that does not hold (412), a compacted revision, a member that is not a voter.
+        # Those are answers, not schema bugs, so "valid data must be accepted" is off.
+        "--exclude-checks",
+        "positive_data_acceptance",
         "--max-examples",
         os.environ.get("RAFTKV_FUZZ_ST_EXAMPLES", "10"),
         "--max-time",
