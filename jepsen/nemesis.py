@@ -124,6 +124,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from jepsen import hostile
 from jepsen.cluster import Cluster
 from jepsen.frametrap import (
     Chain,
@@ -169,6 +170,8 @@ SHAPES: dict[str, list[str]] = {
         "figure8",
     ],
     "failpoint": sorted(FAILPOINTS),
+    # Clients sending the worst requests inside etcd's limits (jepsen/hostile.py).
+    "hostile": hostile.SHAPES,
 }
 TEST_MODE_KINDS = ("clock", "failpoint", "stall-kill", "lag-elect")
 DELAY = 0.15  # s per chunk: several heartbeats late, below the election timeout
@@ -244,6 +247,7 @@ class Nemesis:
         self._new_names = 0
         self._slow_acks: dict[tuple[str, str], SlowAppendAcks] = {}
         self._mutes: dict[tuple[str, str], DropVoteRequests] = {}
+        self._hostile = hostile.HostileClients(cluster, clock, log_path.parent / "nodes")
 
     def log(self, type_: str, fault: str, **detail: Any) -> dict[str, Any]:
         rec = {"time": round(self.clock(), 4), "type": type_, "fault": fault, **detail}
@@ -254,7 +258,7 @@ class Nemesis:
     async def _targets(self, f: Fault) -> list[str]:
         names = list(self.cluster.names)
         rng = random.Random(f.pick)
-        if f.kind == "stall-kill":
+        if f.kind in ("stall-kill", "hostile"):
             return names
         if f.kind in ("clock", "membership"):
             # Followers only: see the module docstring (leases; a leader's removal).
@@ -335,6 +339,8 @@ class Nemesis:
             return await self._stall_kill(f)
         if f.kind == "lag-elect":
             return await self._lag_elect(f)
+        if f.kind == "hostile":
+            return await self._hostile.start(f.shape, f.duration, f.pick, targets)
         if f.kind == "failpoint":
             code, data = await c.call(targets[0], "POST", "/debug/failpoints", {f.shape: "crash"})
             if code != 200:
@@ -390,6 +396,8 @@ class Nemesis:
             return await self._membership_undo(f, targets[0])
         elif f.kind == "stall-kill":
             return await self._stall_kill_undo(detail)
+        elif f.kind == "hostile":
+            return await self._hostile.stop()
         elif f.kind == "lag-elect":
             if "slowed" in detail:
                 c.net.heal()
@@ -830,6 +838,7 @@ class Nemesis:
     def final_heal(self) -> None:
         """Heal everything regardless of what the schedule left behind."""
         c = self.cluster
+        self._hostile.abort()
         c.net.heal()
         for n in c.names:
             if c.nodes[n].paused:
@@ -845,6 +854,7 @@ class Nemesis:
         self.log("final-heal", "all", clock_reset=sorted(self._skewed), disarmed=self._armed)
 
     def close(self) -> None:
+        self._hostile.abort()
         self.fh.close()
 
 
