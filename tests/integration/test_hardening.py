@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import time
+from pathlib import Path
 
 from tests.integration.cluster import Cluster
 
@@ -177,3 +178,90 @@ def test_a_watcher_that_never_reads_costs_bounded_memory(cluster: Cluster) -> No
     after = _rss_anon_kib(proc.pid)
     assert peak - before < 200 * 1024, (before, peak)
     assert after - before < 50 * 1024, (before, after)
+
+
+def test_quota_raises_a_replicated_nospace_alarm_that_defrag_and_disarm_clear(
+    tmp_path: Path,
+) -> None:
+    from tests.integration.conftest import FAST_ARGS
+
+    c = Cluster(tmp_path, 3, [*FAST_ARGS, "--quota-backend-bytes", str(2 << 20)])
+    c.start_all()
+    try:
+        leader = c.wait_leader()
+        value = b"q" * (64 * 1024)
+        refused = None
+        for i in range(100):
+            r = c.put(leader, f"quota/{i}", value)
+            if r.status != 200:
+                refused = r
+                break
+        assert refused is not None and refused.status == 507, refused
+        assert refused.json()["error"]["code"] == "no_space"
+        # The alarm is raised through Raft: every member lists it and refuses puts.
+        for name in c.members:
+            _wait(lambda n=name: _alarms(c, n) == ["NOSPACE"], 10, f"{name} to list NOSPACE")
+            assert c.put(name, "quota/small", "x").status == 507
+        assert c.get(leader, "quota/0", "?serializable").status == 200  # reads work
+        r = c.req(leader, "DELETE", "/v1/kv/quota/?prefix")  # deletes work
+        assert r.status == 200, r.body
+        rev = r.json()["revision"]
+        assert (
+            c.req(leader, "POST", "/v1/compact", {"revision": rev, "physical": True}).status == 200
+        )
+        before = c.status(leader)["db_size"]  # type: ignore[index]
+        for name in c.members:
+            assert c.req(name, "POST", "/v3/maintenance/defragment", {}).status == 200
+        after = c.status(leader)["db_size"]  # type: ignore[index]
+        assert after < before, (before, after)  # the file really shrank
+        # A restart keeps the alarm: it is replicated, persisted state, not a flag.
+        c.stop_all()
+        c.start_all()
+        leader = c.wait_leader()
+        assert _alarms(c, leader) == ["NOSPACE"]
+        assert c.put(leader, "quota/small", "x").status == 507
+        _disarm_all(c, leader)  # as `etcdctl alarm disarm` does: each listed alarm
+        _wait(lambda: all(_alarms(c, n) == [] for n in c.members), 10, "the alarm to clear")
+        assert c.put(leader, "quota/after", "ok").status == 200
+    finally:
+        c.close()
+
+
+def _alarms(c: Cluster, name: str) -> list[str]:
+    r = c.req(name, "POST", "/v3/maintenance/alarm", {"action": "GET"})
+    return [a.get("alarm", "NONE") for a in r.json().get("alarms", [])]
+
+
+def _disarm_all(c: Cluster, name: str) -> None:
+    """Disarm each listed alarm with the member id it was raised for (as etcdctl does)."""
+    r = c.req(name, "POST", "/v3/maintenance/alarm", {"action": "GET"})
+    for a in r.json().get("alarms", []):
+        body = {"action": "DEACTIVATE", "alarm": a.get("alarm"), "memberID": a.get("memberID", "0")}
+        assert c.req(name, "POST", "/v3/maintenance/alarm", body).status == 200
+
+
+def _wait(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_an_allowed_browser_origin_may_write(tmp_path: Path) -> None:
+    c = Cluster(tmp_path, 1, ["--cors", "http://console.example"])
+    c.start_all()
+    try:
+        c.wait_leader()
+        ok = {"Origin": "http://console.example"}
+        r = c.req("n1", "PUT", "/v1/kv/from-browser", "x", headers=ok)
+        assert (
+            r.status == 200 and r.headers["access-control-allow-origin"] == "http://console.example"
+        )
+        r = c.req(
+            "n1", "PUT", "/v1/kv/from-browser", "x", headers={"Origin": "http://evil.example"}
+        )
+        assert r.status == 403
+    finally:
+        c.close()
