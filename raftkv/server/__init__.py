@@ -7,7 +7,7 @@ from aiohttp import web
 
 from raftkv.server import debug, v1
 from raftkv.server.etcd import mount as mount_etcd
-from raftkv.server.http import CORS_KEY, StreamGate, origin_guard
+from raftkv.server.http import CORS_KEY, StreamGate
 from raftkv.service import Services
 
 
@@ -15,7 +15,7 @@ def build_app(services: Services, cors: frozenset[str] = frozenset()) -> web.App
     """One aiohttp app serving every HTTP face of one member."""
     app = web.Application(
         client_max_size=services.limits.max_body_bytes,
-        middlewares=[origin_guard, v1.errors_middleware],
+        middlewares=[v1.errors_middleware],
     )
     app[CORS_KEY] = cors
     gate = StreamGate(services.limits.max_streams)

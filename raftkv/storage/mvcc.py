@@ -51,7 +51,7 @@ from raftkv.storage.results import (
 from raftkv.storage.snapshot import SnapshotStream, open_stream, restore_into
 from raftkv.storage.verify import verify_state
 from raftkv.storage.view import UNBOUNDED, Budget, View
-from raftkv.storage.writer import Writer, load_alarms
+from raftkv.storage.writer import NeedsNesting, Writer, load_alarms
 
 log = structlog.get_logger(__name__)
 
@@ -190,7 +190,6 @@ class MvccStore:
                 if index != expected:
                     raise ValueError(f"apply got index {index}, expected {expected}")
                 expected += 1
-        results: list[ApplyResult] = []
         if expected == st.applied_index + 1 and conf_state is None:
             return [ApplyResult(i, st.revision, skipped=True) for i, _ in batch]
         if self.split_applied is not None:
@@ -199,6 +198,30 @@ class MvccStore:
             with self._env.begin(write=True) as early:
                 early.put(K_STATE, early_state.encode(), db=self._dbs.meta)
             self.split_applied()
+        try:
+            w, new_state, results = self._write(batch, conf_state, st, nest_all=False)
+        except NeedsNesting:
+            log.warning("a command failed after writing: redoing its batch, every command nested")
+            w, new_state, results = self._write(batch, conf_state, st, nest_all=True)
+        self._state = new_state
+        self._alarms = w.alarms
+        if self._revision_meta is not None:
+            self._flush_revision_meta()
+        if conf_state is not None:
+            self._conf_state = conf_state
+        for rid in w.dedup_evicted:
+            del self._dedup_index[rid]
+        self._dedup_index.update(w.dedup_added)
+        return results
+
+    def _write(
+        self,
+        batch: Sequence[tuple[int, bytes]],
+        conf_state: bytes | None,
+        st: State,
+        nest_all: bool,
+    ) -> tuple[Writer, State, list[ApplyResult]]:
+        results: list[ApplyResult] = []
         txn = self._env.begin(write=True)
         try:
             w = Writer(
@@ -211,6 +234,7 @@ class MvccStore:
                 dedup_capacity=self._dedup_capacity,
                 dedup_index=self._dedup_index,
                 alarms=self._alarms,
+                nest_all=nest_all,
             )
             for index, data in batch:
                 if index <= st.applied_index:
@@ -225,16 +249,7 @@ class MvccStore:
         except BaseException:
             txn.abort()
             raise
-        self._state = new_state
-        self._alarms = w.alarms
-        if self._revision_meta is not None:
-            self._flush_revision_meta()
-        if conf_state is not None:
-            self._conf_state = conf_state
-        for rid in w.dedup_evicted:
-            del self._dedup_index[rid]
-        self._dedup_index.update(w.dedup_added)
-        return results
+        return w, new_state, results
 
     def set_conf_state(self, conf_state: bytes) -> None:
         """Record the membership without applying entries (e.g. at bootstrap)."""

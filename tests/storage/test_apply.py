@@ -172,6 +172,27 @@ def test_a_bug_inside_apply_becomes_an_internal_error(
     assert store.verify() > 0
 
 
+def test_a_refusal_after_writing_in_the_fast_path_redoes_the_batch_nested(
+    pair: tuple[Driver, Driver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Simple commands run in the batch's own transaction because they check before
+    they write; one that breaks that rule (refusing after a write) must still leave
+    nothing behind: the batch is redone with every command in a nested transaction."""
+    original = writer_mod.Writer.write_put
+
+    def late_refusal(self: writer_mod.Writer, key: bytes, *a: object) -> None:
+        original(self, key, *a)  # type: ignore[arg-type]
+        if key == b"late":
+            raise LeaseNotFound(7)
+
+    monkeypatch.setattr(writer_mod.Writer, "write_put", late_refusal)
+    res = both(pair, Put(b"a", b"1"), Put(b"late", b"x"), Put(b"b", b"1"))
+    assert [r.error for r in res] == [None, LeaseNotFound(7), None]  # type: ignore[attr-defined]
+    store = pair[0].store
+    assert [kv.key for kv in store.range(Range(*ALL)).kvs] == [b"a", b"b"]
+    assert store.current_revision() == 3 and store.verify() > 0
+
+
 def test_lmdb_errors_escape_and_leave_nothing_of_the_batch(tmp_path: Path) -> None:
     """A full LMDB map is local storage trouble, not the entry's outcome: apply raises,
     nothing of the batch is written, and the store keeps working afterwards."""

@@ -16,7 +16,16 @@ import structlog
 from aiohttp import web
 
 from raftkv.errors import RaftkvError
-from raftkv.server.http import BodyTimeout, BodyTooLarge, BodyUnreadable, StreamGate, read_body
+from raftkv.server.http import (
+    CORS_KEY,
+    BodyTimeout,
+    BodyTooLarge,
+    BodyUnreadable,
+    StreamGate,
+    cors_headers,
+    read_body,
+    refuse_origin,
+)
 from raftkv.server.v1.errors import ApiError, error_response, to_api_error
 from raftkv.server.v1.openapi import ROUTES
 from raftkv.server.v1.params import Query, json_object, route_template
@@ -64,6 +73,18 @@ class V1:
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one middleware: browser origins (refuse, or add CORS headers), then the
+    error table for whatever the handler raised."""
+    refused = refuse_origin(request)
+    if refused is not None:
+        return refused
+    resp = await _handle(request, handler)
+    if not resp.prepared and request.app[CORS_KEY]:
+        resp.headers.update(cors_headers(request))
+    return resp
+
+
+async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as e:
