@@ -295,10 +295,15 @@ class MvccStore:
 
     @contextmanager
     def _view(self) -> Iterator[View]:
-        with self._txn() as txn:
-            raw = txn.get(K_STATE, db=self._dbs.meta)
-            st = State.decode(raw) if raw else State()
-            yield View(txn, self._dbs, st.revision, st.compact_revision)
+        try:
+            with self._swap, self._env.begin() as txn:
+                raw = txn.get(K_STATE, db=self._dbs.meta)
+                st = State.decode(raw) if raw else State()
+                yield View(txn, self._dbs, st.revision, st.compact_revision)
+        except lmdb.Error as e:
+            if is_corruption(e) and self.on_corruption is not None:
+                self.on_corruption(e)
+            raise
 
     def range(self, r: Range, budget: Budget = UNBOUNDED) -> RangeResponse:
         """etcd's Range, at `r.revision` (0 = current), within `budget`.
