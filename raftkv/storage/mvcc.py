@@ -115,6 +115,9 @@ class MvccStore:
             self._restore_revision_from_meta(revision_meta)
 
     def _load(self) -> None:
+        # (raw state record, revision, compact revision) of the last view: reads decode
+        # the record only when an apply changed it. The sentinel matches no record.
+        self._view_revs: tuple[bytes | None, int, int] = (b"", 0, 0)
         with self._env.begin() as txn:
             raw = txn.get(K_STATE, db=self._dbs.meta)
             self._state = State.decode(raw) if raw else State()
@@ -298,8 +301,11 @@ class MvccStore:
         try:
             with self._swap, self._env.begin() as txn:
                 raw = txn.get(K_STATE, db=self._dbs.meta)
-                st = State.decode(raw) if raw else State()
-                yield View(txn, self._dbs, st.revision, st.compact_revision)
+                cached = self._view_revs  # one tuple: a to_thread reader may race us
+                if cached[0] != raw:  # decode the state record once per apply batch
+                    st = State.decode(raw) if raw else State()
+                    cached = self._view_revs = (raw, st.revision, st.compact_revision)
+                yield View(txn, self._dbs, cached[1], cached[2])
         except lmdb.Error as e:
             if is_corruption(e) and self.on_corruption is not None:
                 self.on_corruption(e)
