@@ -8,7 +8,7 @@ SEED ?=
 SEEDS ?= 200
 NODES ?= 3
 
-.PHONY: all venv run test lint sim bench-storage bench clean jepsen jepsen-matrix mutation-suite
+.PHONY: all venv run test lint proto sim bench-storage bench clean jepsen jepsen-matrix mutation-suite
 
 all: test
 
@@ -29,6 +29,12 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check raftkv tests jepsen examples
 	$(BIN)/ruff format --check raftkv tests jepsen examples
+
+# etcd's gRPC wire types: regenerate raftkv/etcdpb/*_pb2.py(i) from proto/raftkv/etcdpb
+# (commit the result; tests/unit/test_etcdpb.py checks it matches). Message modules only:
+# the server builds its own grpclib handler table.
+proto: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. proto/raftkv/etcdpb/*.proto
 
 # Deterministic Raft simulation: `make sim SEED=1234` replays one seed,
 # `make sim SEEDS=100000` runs a campaign and exits non-zero on any violation.
