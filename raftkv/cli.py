@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 
 import structlog
 import uvloop
-from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from raftkv import logging as rlog
@@ -144,19 +143,24 @@ async def serve(s: ServeSettings) -> int:
             verify_on_start=s.verify_on_start,
         )
     )
-    from raftkv.server import build_app
+    from raftkv.server import GATE_KEY, build_app, grpc, sniff
     from raftkv.server.http import Runner
     from raftkv.service import Services
 
     services = Services(node, limits_from(s))
     await node.start()
     cors = frozenset(o.strip() for o in s.cors.split(",") if o.strip())
-    runner = Runner(build_app(services, cors), access_log=None, handle_signals=False)
+    app = build_app(services, cors)
+    runner = Runner(app, access_log=None, handle_signals=False)
     await runner.setup()
+    grpc_server = grpc.build(services, app[GATE_KEY])
     u = urlsplit(s.client_url)
-    site = web.TCPSite(runner, u.hostname, u.port, reuse_address=True)
+    assert runner.server is not None
     try:
-        await site.start()
+        # HTTP/1.1 (/v1, the JSON gateway) and gRPC share the client port, as in etcd
+        listener = await sniff.serve(
+            u.hostname, u.port or 2379, runner.server, grpc_server._protocol_factory
+        )
     except OSError as e:
         await node.stop(transfer=False)
         raise ListenError(f"cannot listen on {s.client_url}: {e.strerror or e}") from e
@@ -179,6 +183,10 @@ async def serve(s: ServeSettings) -> int:
     await stop.wait()
     log.info("shutting down")
     await node.stop(transfer=exit_code == 0)
+    listener.close()
+    grpc_server.close()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(grpc_server.wait_closed(), 2)
     with contextlib.suppress(Exception):
         await asyncio.wait_for(runner.cleanup(), 3)
     return exit_code

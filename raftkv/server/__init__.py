@@ -10,6 +10,8 @@ from raftkv.server.etcd import mount as mount_etcd
 from raftkv.server.http import CORS_KEY, StreamGate
 from raftkv.service import Services
 
+GATE_KEY: web.AppKey[StreamGate] = web.AppKey("stream_gate", StreamGate)
+
 
 def build_app(services: Services, cors: frozenset[str] = frozenset()) -> web.Application:
     """One aiohttp app serving every HTTP face of one member."""
@@ -18,11 +20,11 @@ def build_app(services: Services, cors: frozenset[str] = frozenset()) -> web.App
         middlewares=[v1.errors_middleware],
     )
     app[CORS_KEY] = cors
-    gate = StreamGate(services.limits.max_streams)
+    gate = app[GATE_KEY] = StreamGate(services.limits.max_streams)  # gRPC's streams too
     v1.add_routes(app, services, gate)
     debug.add_routes(app.router, services.node)  # 404 unless RAFTKV_TEST_MODE=1
     mount_etcd(app, services, gate)  # etcd v3 JSON gateway: /v3, /v3beta, /version
     return app
 
 
-__all__ = ["build_app"]
+__all__ = ["GATE_KEY", "build_app"]

@@ -104,6 +104,9 @@ class MaintenanceService(ServiceBase):
         h = await self.node.run_io(self._kv_hash)
         return self.result(h, revision)
 
+    def compact_revision(self) -> int:
+        return self.node.mvcc.compact_revision()
+
     def _kv_hash(self) -> int:
         r = self.node.mvcc.range(cmds.Range(b"\x00", b"\x00"))
         h = 0

@@ -25,18 +25,22 @@ class Gateway:
     def raft_id(self, member_id: int) -> int | None:
         return self.ids.raft_id(member_id)
 
+    def header_fields(
+        self, revision: int | None = None, term: int | None = None
+    ) -> tuple[int, int, int, int]:
+        """ResponseHeader's (cluster_id, member_id, revision, raft_term); revision None =
+        the current one, 0 = left out. Both etcd faces build their headers from this."""
+        if revision is None or term is None:
+            now = self.s.now()
+            revision = now.revision if revision is None else revision
+            term = now.term if term is None else term
+        return self.ids.cluster_id, self.ids.member_id(self.node.id), revision, term
+
     def header(self, revision: int | None = None, term: int | None = None) -> dict[str, Any]:
-        """ResponseHeader; revision None = the current one, 0 = left out."""
-        now = self.s.now()
-        if revision is None:
-            revision = now.revision
-        out: dict[str, Any] = {
-            "cluster_id": str(self.ids.cluster_id),
-            "member_id": str(self.ids.member_id(self.node.id)),
-        }
+        cluster_id, member_id, revision, term = self.header_fields(revision, term)
+        out: dict[str, Any] = {"cluster_id": str(cluster_id), "member_id": str(member_id)}
         if revision:
             out["revision"] = str(revision)
-        term = now.term if term is None else term
         if term:
             out["raft_term"] = str(term)
         return out

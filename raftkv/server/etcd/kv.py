@@ -24,67 +24,114 @@ def _key(body: dict[str, Any]) -> bytes:
     return key
 
 
-def parse_range(b: dict[str, Any]) -> cmds.Range:
-    # bytes fields are decoded in proto order so the first bad one is reported
-    key = unb64(b.get("key"), "key")
-    range_end = unb64(b.get("range_end"), "range_end")
-    r = cmds.Range(
+def make_range(
+    key: bytes,
+    range_end: bytes,
+    revision: int,
+    limit: int,
+    sort_order: cmds.SortOrder,
+    sort_target: cmds.SortTarget,
+    keys_only: bool,
+    count_only: bool,
+    min_mod_revision: int,
+    max_mod_revision: int,
+    min_create_revision: int,
+    max_create_revision: int,
+) -> cmds.Range:
+    """etcd's reading of a RangeRequest's fields, for both etcd faces."""
+    if not key:
+        raise rejected(MSG_EMPTY_KEY)
+    return cmds.Range(
         key,
         range_end,
         # etcd reads a revision <= 0 as "current" and a limit <= 0 as "no limit"
-        revision=max(0, to_int(b.get("revision"), "revision")),
-        limit=max(0, to_int(b.get("limit"), "limit")),
-        sort_order=to_enum(
-            b.get("sort_order"), cmds.SortOrder, "etcdserverpb.RangeRequest_SortOrder"
-        ),
-        sort_target=to_enum(
-            b.get("sort_target"), cmds.SortTarget, "etcdserverpb.RangeRequest_SortTarget"
-        ),
-        keys_only=to_bool(b.get("keys_only"), "keys_only"),
-        count_only=to_bool(b.get("count_only"), "count_only"),
-        min_mod_revision=max(0, to_int(b.get("min_mod_revision"), "min_mod_revision")),
-        max_mod_revision=to_int(b.get("max_mod_revision"), "max_mod_revision"),
-        min_create_revision=max(0, to_int(b.get("min_create_revision"), "min_create_revision")),
-        max_create_revision=to_int(b.get("max_create_revision"), "max_create_revision"),
+        revision=max(0, revision),
+        limit=max(0, limit),
+        sort_order=sort_order,
+        sort_target=sort_target,
+        keys_only=keys_only,
+        count_only=count_only,
+        min_mod_revision=max(0, min_mod_revision),
+        max_mod_revision=max_mod_revision,
+        min_create_revision=max(0, min_create_revision),
+        max_create_revision=max_create_revision,
     )
+
+
+def parse_range(b: dict[str, Any]) -> cmds.Range:
+    # fields are decoded in proto order so the first bad one is reported
+    return make_range(
+        unb64(b.get("key"), "key"),
+        unb64(b.get("range_end"), "range_end"),
+        to_int(b.get("revision"), "revision"),
+        to_int(b.get("limit"), "limit"),
+        sort_order(b.get("sort_order")),
+        sort_target(b.get("sort_target")),
+        to_bool(b.get("keys_only"), "keys_only"),
+        to_bool(b.get("count_only"), "count_only"),
+        to_int(b.get("min_mod_revision"), "min_mod_revision"),
+        to_int(b.get("max_mod_revision"), "max_mod_revision"),
+        to_int(b.get("min_create_revision"), "min_create_revision"),
+        to_int(b.get("max_create_revision"), "max_create_revision"),
+    )
+
+
+def sort_order(v: Any) -> cmds.SortOrder:
+    return to_enum(v, cmds.SortOrder, "etcdserverpb.RangeRequest_SortOrder")
+
+
+def sort_target(v: Any) -> cmds.SortTarget:
+    return to_enum(v, cmds.SortTarget, "etcdserverpb.RangeRequest_SortTarget")
+
+
+def make_put(
+    key: bytes, value: bytes, lease: int, prev_kv: bool, ignore_value: bool, ignore_lease: bool
+) -> cmds.Put:
+    """etcd's reading of a PutRequest's fields, for both etcd faces."""
     if not key:
         raise rejected(MSG_EMPTY_KEY)
-    return r
+    if ignore_value and value:
+        raise rejected("etcdserver: value is provided")
+    if ignore_lease and lease:
+        raise rejected("etcdserver: lease is provided")
+    if lease < 0:  # no such lease can exist
+        raise EtcdError(GrpcStatus.NOT_FOUND, "etcdserver: requested lease not found")
+    return cmds.Put(
+        key,
+        value,
+        lease=lease,
+        prev_kv=prev_kv,
+        ignore_value=ignore_value,
+        ignore_lease=ignore_lease,
+    )
 
 
 def parse_put(b: dict[str, Any]) -> cmds.Put:
-    key = unb64(b.get("key"), "key")
-    value = unb64(b.get("value"), "value")
-    p = cmds.Put(
-        key,
-        value,
-        lease=to_int(b.get("lease"), "lease"),
-        prev_kv=to_bool(b.get("prev_kv"), "prev_kv"),
-        ignore_value=to_bool(b.get("ignore_value"), "ignore_value"),
-        ignore_lease=to_bool(b.get("ignore_lease"), "ignore_lease"),
+    return make_put(
+        unb64(b.get("key"), "key"),
+        unb64(b.get("value"), "value"),
+        to_int(b.get("lease"), "lease"),
+        to_bool(b.get("prev_kv"), "prev_kv"),
+        to_bool(b.get("ignore_value"), "ignore_value"),
+        to_bool(b.get("ignore_lease"), "ignore_lease"),
     )
+
+
+def make_delete(key: bytes, range_end: bytes, prev_kv: bool) -> cmds.DeleteRange:
     if not key:
         raise rejected(MSG_EMPTY_KEY)
-    if p.ignore_value and p.value:
-        raise rejected("etcdserver: value is provided")
-    if p.ignore_lease and p.lease:
-        raise rejected("etcdserver: lease is provided")
-    if p.lease < 0:  # no such lease can exist
-        raise EtcdError(GrpcStatus.NOT_FOUND, "etcdserver: requested lease not found")
-    return p
+    return cmds.DeleteRange(key, range_end, prev_kv=prev_kv)
 
 
 def parse_delete(b: dict[str, Any]) -> cmds.DeleteRange:
-    key = unb64(b.get("key"), "key")
-    d = cmds.DeleteRange(
-        key, unb64(b.get("range_end"), "range_end"), prev_kv=to_bool(b.get("prev_kv"), "prev_kv")
+    return make_delete(
+        unb64(b.get("key"), "key"),
+        unb64(b.get("range_end"), "range_end"),
+        to_bool(b.get("prev_kv"), "prev_kv"),
     )
-    if not key:
-        raise rejected(MSG_EMPTY_KEY)
-    return d
 
 
-_OPERAND = {
+OPERAND = {
     cmds.CompareTarget.VERSION: "version",
     cmds.CompareTarget.CREATE: "create_revision",
     cmds.CompareTarget.MOD: "mod_revision",
@@ -93,20 +140,38 @@ _OPERAND = {
 }
 
 
+def compare_result(v: Any) -> cmds.CompareResult:
+    return to_enum(v, cmds.CompareResult, "etcdserverpb.Compare_CompareResult")
+
+
+def compare_target(v: Any) -> cmds.CompareTarget:
+    return to_enum(v, cmds.CompareTarget, "etcdserverpb.Compare_CompareTarget")
+
+
+def make_compare(
+    key: bytes,
+    target: cmds.CompareTarget,
+    result: cmds.CompareResult,
+    operand: int | bytes,
+    range_end: bytes,
+) -> cmds.Compare:
+    """The operand is the field the target names, whichever one the client set."""
+    if not key:
+        raise rejected(MSG_EMPTY_KEY)
+    return cmds.Compare(key, target, result, operand, range_end)
+
+
 def parse_compare(b: dict[str, Any]) -> cmds.Compare:
-    result = to_enum(b.get("result"), cmds.CompareResult, "etcdserverpb.Compare_CompareResult")
-    target = to_enum(b.get("target"), cmds.CompareTarget, "etcdserverpb.Compare_CompareTarget")
+    result = compare_result(b.get("result"))
+    target = compare_target(b.get("target"))
     key = unb64(b.get("key"), "key")
-    field = _OPERAND[target]
+    field = OPERAND[target]
     operand: int | bytes
     if target == cmds.CompareTarget.VALUE:
         operand = unb64(b.get("value"), "value")
     else:
         operand = to_int(b.get(field), field)
-    range_end = unb64(b.get("range_end"), "range_end")
-    if not key:
-        raise rejected(MSG_EMPTY_KEY)
-    return cmds.Compare(key, target, result, operand, range_end)
+    return make_compare(key, target, result, operand, unb64(b.get("range_end"), "range_end"))
 
 
 def parse_op(b: dict[str, Any]) -> cmds.TxnOp:

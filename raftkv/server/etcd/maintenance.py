@@ -22,6 +22,7 @@ from raftkv.storage.commands import AlarmType
 ETCD_VERSION = "3.4.23"  # the etcd release whose gateway this package reproduces
 CLUSTER_VERSION = "3.4.0"
 SNAPSHOT_BLOB = 32 * 1024
+SECTOR = 512
 
 
 class AlarmAction(IntEnum):
@@ -84,6 +85,17 @@ async def hash_(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+async def hash_kv(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
+    """HashKV: raftkv hashes the live key space at the current revision (it keeps no
+    per-revision bbolt hash), so `revision` is read and ignored."""
+    to_int(body.get("revision"), "revision")
+    out = await hash_(gw, body)
+    compact = gw.s.maintenance.compact_revision()
+    if compact:
+        out["compact_revision"] = str(compact)
+    return out
+
+
 async def alarm(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     """etcd's Alarm RPC: GET lists, ACTIVATE/DEACTIVATE change the replicated alarms.
     Member ids on the wire are etcd ids; the store keeps Raft ids."""
@@ -142,6 +154,13 @@ async def snapshot_messages(gw: Gateway) -> AsyncIterator[dict[str, Any]]:
                 f.write(c)
                 h.update(c)
                 total += len(c)
+            # etcdctl only accepts a file of whole 512-byte sectors plus the digest (a
+            # bbolt file always is): zero-pad raftkv's stream, which ends at its own
+            # trailer, so readers of the format ignore the padding.
+            pad = b"\0" * (-total % SECTOR)
+            f.write(pad)
+            h.update(pad)
+            total += len(pad)
         return total, h.digest()
 
     try:

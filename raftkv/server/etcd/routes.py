@@ -103,7 +103,7 @@ UNARY: dict[str, Unary] = {
 WRAPPED = {"/lock/lock", "/election/campaign", "/election/proclaim", "/election/resign"}
 
 
-def _as_etcd(e: BaseException, wrapped: bool = False) -> EtcdError:
+def as_etcd(e: BaseException, wrapped: bool = False) -> EtcdError:
     if isinstance(e, EtcdError):
         return e
     if isinstance(e, RaftkvError):
@@ -179,7 +179,7 @@ class Routes:
                     return web.Response(status=499)  # nobody is listening any more
                 return self._json(req, out)
             except CAUGHT as e:
-                return await _as_etcd(e, wrapped).respond(req)
+                return await as_etcd(e, wrapped).respond(req)
 
         return _post_only(handler)
 
@@ -241,11 +241,11 @@ class Routes:
             encoding = req.headers.get("Content-Encoding", "").strip().lower()
             if encoding not in ("", "identity"):
                 refused = BodyUnreadable(f"Content-Encoding {encoding[:32]!r} is not supported")
-                return await _as_etcd(refused).respond(req)
+                return await as_etcd(refused).respond(req)
             try:
                 self.gate.enter()
             except RaftkvError as e:
-                return await _as_etcd(e).respond(req)
+                return await as_etcd(e).respond(req)
             try:
                 return await handler(req)
             finally:
@@ -317,7 +317,7 @@ class Routes:
             request_object(await self._body(req))
             messages = maintenance.snapshot_messages(self.gw)
         except CAUGHT as e:
-            return await _as_etcd(e).respond(req)
+            return await as_etcd(e).respond(req)
         resp, send = await self._open_stream(req)
         try:
             async for m in messages:
@@ -334,7 +334,7 @@ class Routes:
         try:
             body = request_object(await self._body(req))
         except CAUGHT as e:
-            return await _as_etcd(e).respond(req)
+            return await as_etcd(e).respond(req)
         resp, send = await self._open_stream(req)
         task = asyncio.ensure_future(election.observe(self.gw, body, send))
         try:

@@ -1,0 +1,89 @@
+"""etcd's v3 gRPC API: the third face (parse -> service -> encode), served by grpclib
+on the client port beside HTTP/1.1 (see server/sniff.py).
+
+`build(services, gate)` returns a grpclib Server whose protocol factory the client
+port's sniffer hands HTTP/2 connections to; nothing here listens by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from grpclib.const import Cardinality, Handler
+from grpclib.exceptions import GRPCError
+from grpclib.server import Server, Stream
+
+from raftkv.errors import RaftkvError
+from raftkv.etcdpb import rpc_pb2 as pb
+from raftkv.etcdpb import v3election_pb2 as epb
+from raftkv.server.etcd.errors import EtcdError
+from raftkv.server.etcd.gateway import Gateway
+from raftkv.server.grpc.streams import Streams
+from raftkv.server.grpc.unary import UNARY, Rpc
+from raftkv.server.grpc.wire import GRPC_OVERHEAD, recv_one, status_of, to_dict, to_pb
+from raftkv.server.http import StreamGate
+from raftkv.service import Services
+
+log = structlog.get_logger("raftkv.grpc")
+Func = Callable[[Stream[Any, Any]], Awaitable[None]]
+
+
+class EtcdApi:
+    """grpclib's servable: a method table built from UNARY and Streams."""
+
+    def __init__(self, services: Services, gate: StreamGate) -> None:
+        self.gw = Gateway(services)
+        self.limit = services.limits.max_request_bytes + GRPC_OVERHEAD
+        self.streams = Streams(self.gw, gate, self.limit)
+
+    def _unary(self, path: str, rpc: Rpc) -> Func:
+        gw, limit = self.gw, self.limit
+
+        async def handle(stream: Stream[Any, Any]) -> None:
+            req = await recv_one(stream, rpc.request, limit)
+            try:
+                if rpc.direct is not None:
+                    out = await rpc.direct(gw, req)
+                else:
+                    assert rpc.json is not None
+                    out = to_pb(await rpc.json(gw, to_dict(req)), rpc.response)
+            except (EtcdError, RaftkvError) as e:
+                raise status_of(e, rpc.wrapped) from None
+            await stream.send_message(out)
+
+        handle.__qualname__ = path
+        return handle
+
+    def __mapping__(self) -> dict[str, Handler]:
+        table = {
+            path: Handler(
+                self._unary(path, rpc), Cardinality.UNARY_UNARY, rpc.request, rpc.response
+            )
+            for path, rpc in UNARY.items()
+        }
+        s = self.streams
+        table["/etcdserverpb.Watch/Watch"] = Handler(
+            s.watch, Cardinality.STREAM_STREAM, pb.WatchRequest, pb.WatchResponse
+        )
+        table["/etcdserverpb.Lease/LeaseKeepAlive"] = Handler(
+            s.keepalive,
+            Cardinality.STREAM_STREAM,
+            pb.LeaseKeepAliveRequest,
+            pb.LeaseKeepAliveResponse,
+        )
+        table["/etcdserverpb.Maintenance/Snapshot"] = Handler(
+            s.snapshot, Cardinality.UNARY_STREAM, pb.SnapshotRequest, pb.SnapshotResponse
+        )
+        table["/v3electionpb.Election/Observe"] = Handler(
+            s.observe, Cardinality.UNARY_STREAM, epb.LeaderRequest, epb.LeaderResponse
+        )
+        return table
+
+
+def build(services: Services, gate: StreamGate) -> Server:
+    return Server([EtcdApi(services, gate)])
+
+
+__all__ = ["GRPCError", "build"]
