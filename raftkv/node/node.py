@@ -55,6 +55,7 @@ from raftkv.raft import (
     bootstrap,
 )
 from raftkv.raft.messages import ConfChange
+from raftkv.reqid import new_request_id
 from raftkv.storage import commands as cmds
 from raftkv.storage.datadir import DataDir
 from raftkv.storage.mvcc import DEFAULT_QUOTA
@@ -351,7 +352,7 @@ class Node(EffectRunner):
             raise Unavailable(Why.STORAGE)
         rid = cmd.request_id
         if rid is None:
-            rid = os.urandom(16)
+            rid = new_request_id()
             cmd = dataclasses.replace(cmd, request_id=rid)
             data = None
         data = data or cmd.encode()

@@ -85,6 +85,11 @@ async def read_body(req: web.Request, limit: int, timeout: float) -> bytes:
     length = req.content_length
     if length is not None and length > limit:
         raise BodyTooLarge(limit)
+    if req.content.is_eof():  # the whole body came with the head: no wait, no timer
+        data = await req.content.read()
+        if len(data) > limit:
+            raise BodyTooLarge(limit)
+        return data
     data = bytearray()
     try:
         async with asyncio.timeout(timeout):

@@ -7,10 +7,10 @@ here — and from where), calls a service, and encodes the `Result` or the typed
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from raftkv.reqid import new_request_id
 from raftkv.service.limits import Limits
 from raftkv.storage import commands as cmds
 from raftkv.storage.results import ApplyResult
@@ -54,7 +54,7 @@ class ServiceBase:
 
     async def propose(self, cmd: cmds.Command, client_id: bytes | None = None) -> ApplyResult:
         """Bound, propose and apply one command; raise the error it applied with."""
-        cmd = cmd.with_ids(os.urandom(16), client_id)
+        cmd = cmd.with_ids(new_request_id(), client_id)
         cmds.validate(cmd, self.node.mvcc.env.max_key_size())
         data = self.limits.check_command(cmd)
         res = await self.node.propose(cmd, data)

@@ -179,6 +179,21 @@ class Cluster:
             time.sleep(0.1)
         raise AssertionError(f"no agreed leader among {names} within {timeout}s")
 
+    def wait_healthy(self, timeout: float = 20) -> None:
+        """Until every running member answers /health 200: a member is not ready before
+        its own client URL is published through Raft (etcd's publish), which races the
+        first election when all members publish at once."""
+        deadline = time.monotonic() + timeout
+        pending = set(self.running())
+        while pending and time.monotonic() < deadline:
+            for name in list(pending):
+                r = self.try_req(name, "GET", "/health")
+                if r is not None and r.status == 200:
+                    pending.discard(name)
+            if pending:
+                time.sleep(0.1)
+        assert not pending, f"members not healthy after {timeout}s: {sorted(pending)}"
+
     def followers(self, leader: str) -> list[str]:
         return [n for n in self.running() if n != leader]
 

@@ -19,6 +19,7 @@ def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]
     c.start_all()
     try:
         c.wait_leader(30)
+        c.wait_healthy()
         yield c
     except BaseException:
         print(c.logs())
