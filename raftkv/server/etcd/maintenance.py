@@ -15,6 +15,7 @@ from enum import IntEnum
 from typing import Any
 
 from raftkv import __version__
+from raftkv.errors import Compacted, FutureRevision
 from raftkv.server.etcd.gateway import Gateway
 from raftkv.server.etcd.jsonpb import b64, to_enum, to_int
 from raftkv.storage.commands import AlarmType
@@ -87,10 +88,16 @@ async def hash_(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
 
 async def hash_kv(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     """HashKV: raftkv hashes the live key space at the current revision (it keeps no
-    per-revision bbolt hash), so `revision` is read and ignored."""
-    to_int(body.get("revision"), "revision")
+    per-revision bbolt hash), so `revision` is only checked as etcd's HashByRev does:
+    compacted up to and including the compact revision, or in the future."""
+    rev = to_int(body.get("revision"), "revision")
     out = await hash_(gw, body)
     compact = gw.s.maintenance.compact_revision()
+    if 0 < rev <= compact:
+        raise Compacted(compact_revision=compact)
+    current = int(out["header"].get("revision", 0))
+    if rev > current:
+        raise FutureRevision(current_revision=current)
     if compact:
         out["compact_revision"] = str(compact)
     return out

@@ -60,6 +60,11 @@ async def _auth_disabled(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     raise EtcdError(GrpcStatus.FAILED_PRECONDITION, MSG_AUTH_NOT_ENABLED)
 
 
+async def _auth_disable(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
+    """AuthDisable with auth disabled (always, here): a no-op that succeeds, as in etcd."""
+    return {"header": gw.header()}
+
+
 UNARY: dict[str, Unary] = {
     "/kv/range": kv.kv_range,
     "/kv/put": kv.kv_put,
@@ -89,7 +94,8 @@ UNARY: dict[str, Unary] = {
     "/election/proclaim": election.proclaim,
     "/election/leader": election.leader,
     "/election/resign": election.resign,
-    **{f"/auth/{rpc}": _auth_disabled for rpc in ("enable", "disable", "authenticate")},
+    **{f"/auth/{rpc}": _auth_disabled for rpc in ("enable", "authenticate")},
+    "/auth/disable": _auth_disable,
     **{
         f"/auth/user/{rpc}": _auth_disabled
         for rpc in ("add", "get", "list", "delete", "changepw", "grant", "revoke")

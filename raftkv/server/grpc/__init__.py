@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from grpclib.const import Cardinality, Handler
+from grpclib.const import Cardinality, Handler, Status
 from grpclib.exceptions import GRPCError
 from grpclib.server import Server, Stream
 
@@ -82,8 +82,29 @@ class EtcdApi:
         return table
 
 
+class _Methods(dict[str, Handler]):
+    """The method table, answering a path no handler serves as grpc-go does (etcd's
+    wording) instead of grpclib's "Method not found". grpclib looks up with .get."""
+
+    def get(self, path: str, default: Any = None) -> Any:  # type: ignore[override]
+        found = super().get(path)
+        if found is not None:
+            return found
+        service, _, method = path.lstrip("/").rpartition("/")
+        text = f"unknown service {service}"
+        if any(p.startswith(f"/{service}/") for p in self):
+            text = f"unknown method {method} for service {service}"
+
+        async def unknown(stream: Stream[Any, Any]) -> None:
+            raise GRPCError(Status.UNIMPLEMENTED, text)
+
+        return Handler(unknown, Cardinality.UNARY_UNARY, None, None)
+
+
 def build(services: Services, gate: StreamGate) -> Server:
-    return Server([EtcdApi(services, gate)])
+    server = Server([EtcdApi(services, gate)])
+    server._mapping = _Methods(server._mapping)  # grpclib is pinned (pyproject.toml)
+    return server
 
 
 __all__ = ["GRPCError", "build"]

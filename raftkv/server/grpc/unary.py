@@ -134,5 +134,8 @@ UNARY: dict[str, Rpc] = {
         epb.ResignRequest, epb.ResignResponse, election.resign, wrapped=True
     ),
     **dict(_auth(rpc, message) for rpc, message in _AUTH_RPCS.items()),
+    "/etcdserverpb.Auth/AuthDisable": Rpc(
+        pb.AuthDisableRequest, pb.AuthDisableResponse, GATEWAY["/auth/disable"]
+    ),
     "/etcdserverpb.Auth/AuthStatus": Rpc(pb.AuthStatusRequest, pb.AuthStatusResponse, _auth_status),
 }
