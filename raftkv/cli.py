@@ -184,9 +184,7 @@ async def serve(s: ServeSettings) -> int:
     log.info("shutting down")
     await node.stop(transfer=exit_code == 0)
     listener.close()
-    grpc_server.close()
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(grpc_server.wait_closed(), 2)
+    await grpc.shutdown(grpc_server, 2)
     with contextlib.suppress(Exception):
         await asyncio.wait_for(runner.cleanup(), 3)
     return exit_code

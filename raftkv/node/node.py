@@ -93,8 +93,11 @@ class Node(EffectRunner):
         self.cfg = cfg
         testing = tm.settings()  # all defaults (inert) unless RAFTKV_TEST_MODE=1
         self.datadir = DataDir(cfg.data_dir)
-        fresh = not self.datadir.exists()
         members = load_members_file(cfg.data_dir)
+        # A new cluster's member bootstraps its log from --initial-cluster; a member that
+        # joins an existing cluster has a members file (written by the join) and must
+        # start with an empty log that the leader fills, never with entries of its own.
+        joining = members is not None
         if members is None:
             if not cfg.initial_cluster:
                 raise ValueError(f"{cfg.data_dir} is empty: --initial-cluster is required")
@@ -127,7 +130,7 @@ class Node(EffectRunner):
                 f"--peer-url {cfg.peer_url} differs from {me.peer_url}, the peer URL "
                 f"of {cfg.name} in the cluster membership"
             )
-        if fresh or self.logstore.last_index() == 0:
+        if not joining and self.logstore.last_index() == 0:
             entries, hs, _ = bootstrap(sorted(m.id for m in members))
             self.logstore.save(hs, entries)
             save_members_file(cfg.data_dir, members)

@@ -89,15 +89,6 @@ def ctl(cluster: Cluster) -> Iterator[Ctl]:
         c.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="raftkv bug: a member joining with --initial-cluster-state existing bootstraps "
-    "its own log (Node() sees no log/state dirs next to the members.json that the join "
-    "wrote, so `fresh`), committing conf-change entries that conflict with the leader's; "
-    "it rejects every append and only catches up once the leader's log is compacted "
-    "and it is sent a snapshot (raftkv/node/node.py, since 80a092f)",
-)
 def test_learner_catches_up_from_the_log(ctl: Ctl, cluster: Cluster) -> None:
     # First in the module: the leader's log still starts at index 1, nothing compacted.
     member, mid = add(ctl, cluster, "early", learner=True)

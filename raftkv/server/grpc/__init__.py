@@ -7,6 +7,8 @@ port's sniffer hands HTTP/2 connections to; nothing here listens by itself.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -107,4 +109,15 @@ def build(services: Services, gate: StreamGate) -> Server:
     return server
 
 
-__all__ = ["GRPCError", "build"]
+async def shutdown(server: Server, grace: float) -> None:
+    """Cancel every running RPC and wait up to `grace` for them to end. (grpclib's own
+    close() insists on the listener it did not start: the sniffer owns the port.)"""
+    handlers = list(server._handlers)
+    for h in handlers:
+        h.close()
+    if handlers:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(h.wait_closed() for h in handlers)), grace)
+
+
+__all__ = ["GRPCError", "build", "shutdown"]
