@@ -124,12 +124,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nraftkv dev cluster: {a.nodes} nodes, leader {leader}, data in {root}/")
             for s in specs:
                 print(f"  {s['name']}: client {s['client_url']}  peer {s['peer_url']}")
+            grpc = ",".join(s["client_url"].removeprefix("http://") for s in specs)
+            print(f"  gRPC (etcd v3 API, same ports): {grpc}")
             print("\ntry:")
             print(f"  curl -X PUT {first}/v1/kv/hello -d world")
             print(f"  curl {first}/v1/kv/hello")
             print(f"  curl '{first}/v1/kv/?prefix'")
             print(f"  curl -N '{first}/v1/watch/hello'")
             print(f"  curl {first}/v1/status")
+            print(f"  ETCDCTL_API=3 etcdctl --endpoints={grpc} put foo bar")
+            print(f"  ETCDCTL_API=3 etcdctl --endpoints={grpc} endpoint status -w table")
             print("\nCtrl-C stops the cluster.\n", flush=True)
         while not stopping and all(p.poll() is None for p in procs):
             time.sleep(0.2)
