@@ -126,7 +126,10 @@ def _timeline(
 
 
 def _plots(out: Path, ops: list[Op], windows: list[dict[str, Any]], end: float) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # the optional `plots` extra: the HTML timeline still works
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
