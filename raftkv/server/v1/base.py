@@ -8,6 +8,7 @@ through `errors_middleware` as the JSON error body of errors.py.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,7 +23,6 @@ from raftkv.server.http import (
     BodyUnreadable,
     StreamGate,
     cors_headers,
-    dumps,
     read_body,
     refuse_origin,
 )
@@ -39,10 +39,9 @@ _ALLOWED: dict[tuple[str, str], frozenset[str]] = {
 
 
 def json_ok(obj: Any, status: int = 200) -> web.Response:
-    """Native answers: compact UTF-8 JSON (orjson; `jq` makes it pretty for curl users)."""
-    return web.Response(
-        status=status, body=dumps(obj), content_type="application/json", charset="utf-8"
-    )
+    """Native answers are spaced JSON (`"key": value`) as they always were: curl users
+    read them, and scripts (the README's tour among them) match on that spacing."""
+    return web.Response(status=status, text=json.dumps(obj), content_type="application/json")
 
 
 class V1:

@@ -9,12 +9,12 @@ events, `{"progress": true, ...}` after 10 s of silence, and a final message wit
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from aiohttp import web
 
 from raftkv.errors import Compacted
-from raftkv.server.http import dumps
 from raftkv.server.v1 import encode
 from raftkv.server.v1.base import V1
 from raftkv.server.v1.errors import bad_request, to_api_error
@@ -57,8 +57,8 @@ class WatchApi:
         )
 
         async def send(obj: dict[str, Any]) -> None:
-            line = dumps(obj)
-            await resp.write(b"data: " + line + b"\n\n" if sse else line + b"\n")
+            line = json.dumps(obj)  # spaced, like every native answer
+            await resp.write((f"data: {line}\n\n" if sse else line + "\n").encode())
 
         def events_json(evs: list[Any]) -> list[dict[str, Any]]:
             out = [encode.event_json(e) for e in evs]
