@@ -1,13 +1,17 @@
 """`python -m raftkv.bench` (`make bench`): throughput and latency of a local cluster.
 
 Starts a fresh 3-node raftkv cluster on ephemeral loopback ports (or, with
-`--db etcd`, a 3-node etcd cluster from the `etcd` binary, spoken to through its v3
-JSON gateway) and drives it with puts, linearizable gets and serializable gets of
-256-byte values at several concurrency levels, printing ops/s, p50 and p99.
+`--db etcd`, a 3-node etcd cluster from the `etcd` binary) and drives it with puts,
+linearizable gets and serializable gets of 256-byte values at several concurrency
+levels, printing ops/s, p50 and p99, errors, and what the generator itself cost.
+Each cell runs once per API (`--api`): `http` is raftkv's /v1 API (etcd: its v3 JSON
+gateway), `grpc` is etcd's v3 gRPC API (KV/Put, KV/Range) on the same client port.
 
-The load generator is deliberately cheap: one process, raw asyncio streams, one
-keep-alive HTTP/1.1 connection per client, requests pre-encoded. On a 2-core machine
-every microsecond the generator spends is taken from the servers it measures.
+The load generators are deliberately cheap: one process on uvloop; HTTP/1.1 with raw
+streams, one keep-alive connection per client, requests pre-encoded; gRPC with a
+minimal HTTP/2 client of our own (bench_grpc.py says why). On a 2-core machine every
+microsecond the generator spends is taken from the servers it measures, so each row
+reports the generator's CPU per operation (gen us/op) and in cores (gen cpu).
 """
 
 from __future__ import annotations
@@ -24,13 +28,17 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
+from raftkv.bench_grpc import VALUE, Tally, run_grpc_load
 from raftkv.devcluster import free_port
 
-VALUE = b"v" * 256
+APIS = ("http", "grpc")
+OPS = ("put", "get-linearizable", "get-serializable")
+T = TypeVar("T")
 
 
 @dataclass
@@ -93,13 +101,11 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def run_load(
-    targets: list[Target], op: str, clients: int, seconds: float
-) -> tuple[int, int, list[float]]:
-    """Returns (ok, errors, latencies in seconds)."""
-    latencies: list[float] = []
-    counts = [0, 0]
-    deadline = time.perf_counter() + seconds
+async def run_load(targets: list[Target], op: str, clients: int, seconds: float) -> Tally:
+    """HTTP/1.1: one connection per client, each a closed loop of pre-encoded requests."""
+    tally = Tally()
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    deadline = t0 + seconds
 
     async def client(n: int) -> None:
         t = targets[n % len(targets)]
@@ -112,13 +118,18 @@ async def run_load(
                 start = time.perf_counter()
                 writer.write(req)
                 status = await _read_response(reader)
-                latencies.append(time.perf_counter() - start)
-                counts[0 if status == 200 else 1] += 1
+                if status == 200:
+                    tally.ok += 1
+                    tally.latencies.append(time.perf_counter() - start)
+                else:
+                    tally.error(f"HTTP {status}")
         finally:
             writer.close()
 
     await asyncio.gather(*(client(n) for n in range(clients)))
-    return counts[0], counts[1], latencies
+    tally.elapsed = time.perf_counter() - t0
+    tally.cpu = time.process_time() - cpu0
+    return tally
 
 
 async def populate(targets: list[Target], keys: int = 1000, clients: int = 16) -> None:
@@ -228,7 +239,48 @@ class Cluster:
                 p.wait()
 
 
-def bench(db: str, seconds: float, levels: list[int], target: str) -> list[dict[str, object]]:
+def run_async(coro: Coroutine[Any, Any, T], loop: str) -> T:
+    if loop == "uvloop":
+        import uvloop  # a raftkv dependency; the servers run on it too
+
+        return uvloop.run(coro)
+    return asyncio.run(coro)
+
+
+def make_row(db: str, api: str, op: str, clients: int, t: Tally) -> dict[str, object]:
+    lat = sorted(t.latencies)
+    ops = t.ok + t.errors
+    row: dict[str, object] = {
+        "db": db,
+        "api": api,
+        "op": op,
+        "clients": clients,
+        "ops_per_s": round(t.ok / t.elapsed) if t.elapsed else 0,
+        "p50_ms": round(percentile(lat, 0.50) * 1000, 2),
+        "p99_ms": round(percentile(lat, 0.99) * 1000, 2),
+        "errors": t.errors,
+        "gen_us_per_op": round(t.cpu * 1e6 / ops, 1) if ops else None,
+        "gen_cpu": round(t.cpu / t.elapsed, 2) if t.elapsed else None,
+    }
+    if t.first_error is not None:
+        row["first_error"] = t.first_error
+    return row
+
+
+def format_row(r: dict[str, object]) -> str:
+    line = (
+        f"{r['db']:7} {r['api']:4} {r['op']:17} clients={r['clients']:3}  "
+        f"{r['ops_per_s']:>7} ops/s  p50 {r['p50_ms']:>7} ms  p99 {r['p99_ms']:>7} ms  "
+        f"errors {r['errors']}  gen {r['gen_us_per_op']:>5} us/op {r['gen_cpu']:>4} cpu"
+    )
+    if r["errors"]:
+        line += f"  <-- ERRORS, first: {r.get('first_error')}"
+    return line
+
+
+def bench(
+    db: str, seconds: float, levels: list[int], target: str, apis: list[str], loop: str
+) -> list[dict[str, object]]:
     root = Path(tempfile.mkdtemp(prefix=f"bench-{db}-"))
     cluster = Cluster(db, root)
     rows: list[dict[str, object]] = []
@@ -237,26 +289,18 @@ def bench(db: str, seconds: float, levels: list[int], target: str) -> list[dict[
         targets = cluster.start()
         if target == "leader":
             targets = [targets[cluster.leader_index()]]
-        asyncio.run(populate(targets))
-        for op in ("put", "get-linearizable", "get-serializable"):
+        endpoints = [(t.host, t.port) for t in targets]
+        run_async(populate(targets), loop)
+        for op in OPS:
             for clients in levels:
-                ok, errors, lat = asyncio.run(run_load(targets, op, clients, seconds))
-                lat.sort()
-                row = {
-                    "db": db,
-                    "op": op,
-                    "clients": clients,
-                    "ops_per_s": round(ok / seconds),
-                    "p50_ms": round(percentile(lat, 0.50) * 1000, 2),
-                    "p99_ms": round(percentile(lat, 0.99) * 1000, 2),
-                    "errors": errors,
-                }
-                rows.append(row)
-                print(
-                    f"{db:7} {op:17} clients={clients:3}  {row['ops_per_s']:>7} ops/s  "
-                    f"p50 {row['p50_ms']:>7} ms  p99 {row['p99_ms']:>7} ms  errors {errors}",
-                    flush=True,
-                )
+                for api in apis:  # alternating, so both see the same background load
+                    if api == "grpc":
+                        coro = run_grpc_load(endpoints, op, clients, seconds)
+                    else:
+                        coro = run_load(targets, op, clients, seconds)
+                    row = make_row(db, api, op, clients, run_async(coro, loop))
+                    rows.append(row)
+                    print(format_row(row), flush=True)
         ok = True
     finally:
         cluster.stop()
@@ -270,6 +314,7 @@ def bench(db: str, seconds: float, levels: list[int], target: str) -> list[dict[
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m raftkv.bench", description=__doc__)
     ap.add_argument("--db", choices=["raftkv", "etcd", "both"], default="raftkv")
+    ap.add_argument("--api", choices=["http", "grpc", "all"], default="all")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--clients", default="1,16,64")
     ap.add_argument(
@@ -278,19 +323,28 @@ def main(argv: list[str] | None = None) -> int:
         default="all",
         help="spread clients over all members, or send everything to the leader",
     )
+    ap.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     ap.add_argument("--json", help="also write the rows to this file")
     a = ap.parse_args(argv)
     levels = [int(c) for c in a.clients.split(",")]
+    apis = list(APIS) if a.api == "all" else [a.api]
     dbs = ["raftkv", "etcd"] if a.db == "both" else [a.db]
     if "etcd" in dbs and shutil.which("etcd") is None:
         print("etcd not installed (apt-get install etcd-server); skipping it", file=sys.stderr)
         dbs.remove("etcd")
     rows: list[dict[str, object]] = []
     for db in dbs:
-        rows += bench(db, a.seconds, levels, a.target)
+        rows += bench(db, a.seconds, levels, a.target, apis, a.loop)
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2))
-    return 0 if all(r["errors"] == 0 for r in rows) else 1
+    bad = [r for r in rows if r["errors"]]
+    for r in bad:
+        print(
+            f"ERRORS: {r['db']} {r['api']} {r['op']} clients={r['clients']}: "
+            f"{r['errors']} (first: {r.get('first_error')})",
+            file=sys.stderr,
+        )
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":
