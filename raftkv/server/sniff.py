@@ -60,11 +60,45 @@ class Sniffer(asyncio.Protocol):
         proto = factory()
         t = self._transport
         t.set_protocol(proto)
-        proto.connection_made(t)
+        proto.connection_made(t if factory is self._http1 else CoalescingWriter(t))
         buf, self._buf = self._buf, b""
         if buf and isinstance(proto, asyncio.Protocol):
             proto.data_received(buf)
         return proto
+
+
+class CoalescingWriter:
+    """The transport grpclib writes through: its writes within one event-loop turn go
+    out as one send. grpclib writes a response's headers, message and trailers
+    separately (three syscalls per unary call, the largest single cost of a gRPC
+    request on the profile); batching them keeps the bytes and their order."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._t = transport
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending.append(bytes(data))
+
+    def writelines(self, chunks: list[bytes]) -> None:
+        for c in chunks:
+            self.write(c)
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._t.is_closing():
+                self._t.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._t.close()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._t, name)  # everything else is the real transport's
 
 
 async def serve(
