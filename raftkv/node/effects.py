@@ -75,9 +75,13 @@ class EffectRunner:
         if isinstance(effect, Send):
             self.transport.send(effect.messages)
         elif isinstance(effect, Persist):
+            if self.trace is not None:
+                self.trace.entries((e.index for e in effect.entries), "appended")
             await self._durably(
                 self.logstore.save, effect.hard_state, effect.entries, effect.snapshot
             )
+            if self.trace is not None:
+                self.trace.entries((e.index for e in effect.entries), "persisted")
         elif isinstance(effect, Hook):
             await tm.hit_async(effect.name)
         elif isinstance(effect, Apply):
@@ -148,7 +152,16 @@ class EffectRunner:
                 batch.append((e.index, b""))
             else:
                 batch.append((e.index, e.data))
+        trace = self.trace
+        if trace is not None:
+            trace.entries((i for i, _ in batch), "committed")  # if no ack marked it first
+            trace.entries((i for i, _ in batch), "apply_start")
         results = await self._durably(self.mvcc.apply, batch, record)
+        if trace is not None:
+            trace.entries((i for i, _ in batch), "applied")
+            for res, (index, _) in zip(results, batch, strict=True):
+                if res.request_id is not None:
+                    trace.link(res.request_id, index)
         self.metrics["applied_entries_total"] += len(batch)
         leader = self.is_leader
         nospace = False
@@ -191,6 +204,7 @@ class EffectRunner:
         meta = SnapshotMeta(snap.index, snap.term, snap.conf_state)
 
         def work() -> None:
+            self.mvcc.sync()  # the state at snap.index must outlive the entries dropped
             self.logstore.set_snapshot_meta(meta)
             if snap.compact_to > self.logstore.first_index():
                 self.logstore.compact(snap.compact_to)

@@ -29,7 +29,7 @@ import structlog
 
 from raftkv import testmode as tm
 from raftkv.errors import Unavailable, Why
-from raftkv.node import reconfig
+from raftkv.node import reconfig, trace
 from raftkv.node.driver import (
     Driver,
     DriverBugs,
@@ -180,6 +180,7 @@ class Node(EffectRunner):
         self.leader = 0
         self._io = ThreadPoolExecutor(1, thread_name_prefix=f"lmdb-{cfg.name}")
         self._wake = asyncio.Event()
+        self.trace = trace.from_env()  # None unless RAFTKV_TRACE=1 (make bench-trace)
         self._tasks: list[asyncio.Task[Any]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._stopped = False
@@ -294,9 +295,12 @@ class Node(EffectRunner):
     def _on_messages(self, msgs: list[Message]) -> None:
         if self._stopped:
             return
+        commit = self.raft.log.committed
         for m in msgs:
             if m.to == self.id:
                 self.raft.step(m)
+        if self.trace is not None and self.raft.log.committed > commit:
+            self.trace.entries(range(commit + 1, self.raft.log.committed + 1), "committed")
         self._wake.set()
 
     def _report_snapshot(self, to: int, failed: bool) -> None:
@@ -367,8 +371,13 @@ class Node(EffectRunner):
             self.metrics["proposals_failed_total"] += 1
             raise Unavailable(Why.NO_LEADER) from None
         self._wake.set()
+        if self.trace is not None:
+            self.trace.request(rid, "proposed")
         try:
-            return await asyncio.wait_for(fut, self.cfg.request_timeout)
+            result = await asyncio.wait_for(fut, self.cfg.request_timeout)
+            if self.trace is not None:
+                self.trace.request(rid, "resolved")
+            return result
         except TimeoutError:
             self.metrics["proposals_failed_total"] += 1
             raise Unavailable(Why.TIMEOUT, proposed=True) from None

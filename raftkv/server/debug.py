@@ -106,6 +106,17 @@ class DebugApi:
         _require_test_mode()
         return _json(self.node.mvcc.state_digest())
 
+    async def trace(self, req: web.Request) -> web.StreamResponse:
+        """The write-path marks (node/trace.py); `?clear` empties them after reading."""
+        _require_test_mode()
+        tr = self.node.trace
+        if tr is None:
+            raise ApiError(404, "not_found", "tracing is off: start the member with RAFTKV_TRACE=1")
+        body = {"requests": tr.records(), "entries": tr.entry_marks()}
+        if "clear" in req.query:
+            tr.clear()
+        return _json(body)
+
     async def failpoints(self, req: web.Request) -> web.StreamResponse:
         _require_test_mode()
         try:
@@ -184,6 +195,7 @@ def add_routes(r: web.UrlDispatcher, node: Node) -> None:
     r.add_get("/debug/status", api.status)
     r.add_get("/debug/log", api.log)
     r.add_get("/debug/hash", api.hash)
+    r.add_get("/debug/trace", api.trace)
     r.add_post("/debug/failpoints", api.failpoints)
     r.add_post("/debug/clock", api.clock)
     r.add_post("/debug/fsync", api.fsync)

@@ -154,7 +154,9 @@ class DataDir:
         except (TruncatedError, lmdb.Error) as e:
             raise DataDirError(f"{self.log_path}: {e}. {RUNBOOK}") from None
         try:
-            state_env = open_env(self.state_path, map_size_for(quota_bytes), sync=sync)
+            state_env = open_env(
+                self.state_path, map_size_for(quota_bytes), sync=sync, metasync=False
+            )
         except (TruncatedError, lmdb.Error) as e:
             log_env.close()
             raise DataDirError(f"{self.state_path}: {e}. {RUNBOOK}") from None

@@ -39,6 +39,7 @@ def open_env(
     readonly: bool = False,
     max_readers: int = 126,
     sync: bool = True,
+    metasync: bool | None = None,
 ) -> lmdb.Environment:
     """Open (creating if needed) the node's LMDB environment at directory `path`.
 
@@ -46,7 +47,10 @@ def open_env(
     before `commit()` returns, which is what the Raft Ready contract needs (a vote or
     an append ack may only leave the node after its state is on disk). `writemap` stays
     off: with it a stray write through a bad pointer could corrupt the map, and it
-    buys little on Linux. `readahead=False` because access is random (B-tree pages),
+    buys little on Linux. `metasync=False` (the state machine's environment) halves
+    the syncs of a commit and keeps LMDB's integrity, but a crash of the machine may
+    undo the LAST commit: right for state that the log can replay (see mvcc.py).
+    `readahead=False` because access is random (B-tree pages),
     and readahead would evict useful pages once the data set outgrows RAM.
     """
     p = Path(path)
@@ -57,7 +61,7 @@ def open_env(
         map_size=map_size,
         subdir=True,
         readonly=readonly,
-        metasync=sync,
+        metasync=sync if metasync is None else metasync and sync,
         sync=sync,
         map_async=False,
         writemap=False,

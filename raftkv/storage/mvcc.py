@@ -451,11 +451,20 @@ class MvccStore:
             except BaseException:
                 txn.abort()
                 raise
+            # The log is about to drop everything the snapshot covers: this commit
+            # must not be the one a machine crash undoes (metasync is off; env.py).
+            self._env.sync(True)
             self._load()
             if self._revision_meta is not None:
                 # A snapshot replaces the whole state: the side-car follows it.
                 self._revision_meta.write_text(f"{self._state.revision}\n")
                 self._revision_meta_at = self._state.revision
+
+    def sync(self) -> None:
+        """Make every applied commit durable. Applies commit without syncing the meta
+        page (env.py), so a machine crash may undo the last one, which the log replays;
+        call this before the log drops entries the state is supposed to hold."""
+        self._env.sync(True)
 
     def reopen(self) -> None:
         """Close and reopen the environment (LMDB refuses every transaction after a
@@ -463,9 +472,9 @@ class MvccStore:
         with self._lock, self._swap:
             env = self._env
             path, map_size = Path(env.path()), env.info()["map_size"]
-            sync = bool(env.flags()["sync"])
+            flags = env.flags()
             env.close()
-            self._env = open_env(path, map_size, sync=sync)
+            self._env = open_env(path, map_size, sync=flags["sync"], metasync=flags["metasync"])
             self._dbs = Dbs(self._env)
             self._load()
 
@@ -496,7 +505,7 @@ class MvccStore:
         path = Path(env.path())
         before = env_size(env)
         map_size = env.info()["map_size"]
-        sync = bool(env.flags()["sync"])
+        flags = env.flags()
         fresh = path.with_name(path.name + ".defrag")
         shutil.rmtree(fresh, ignore_errors=True)
         fresh.mkdir()
@@ -507,7 +516,7 @@ class MvccStore:
             shutil.rmtree(old, ignore_errors=True)
             os.replace(path, old)
             os.replace(fresh, path)
-            self._env = open_env(path, map_size, sync=sync)
+            self._env = open_env(path, map_size, sync=flags["sync"], metasync=flags["metasync"])
             self._dbs = Dbs(self._env)
         shutil.rmtree(old, ignore_errors=True)
         after = env_size(self._env)

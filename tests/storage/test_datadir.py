@@ -87,3 +87,26 @@ def test_old_foreign_and_newer_layouts_are_refused(tmp_path: Path) -> None:
     (garbage.path / VERSION_FILE).write_text("not json")
     with pytest.raises(DataDirError, match="not a raftkv format file"):
         garbage.open()
+
+
+def test_the_log_syncs_every_commit_and_the_state_skips_only_the_meta_sync(
+    tmp_path: Path,
+) -> None:
+    """Durability contract: an append ack needs the log commit fully durable (data and
+    meta page synced); the state machine may lose its LAST commit to a machine crash
+    (the log replays it), which keeps LMDB's integrity, so its meta page is not synced.
+    Reopening and defragmenting keep the flags; restore and snapshots sync explicitly."""
+    dd = DataDir(tmp_path / "m1")
+    stores = dd.open(quota_bytes=16 * MiB)
+    try:
+        log_flags, state_flags = stores.log.env.flags(), stores.state.env.flags()
+        assert log_flags["sync"] and log_flags["metasync"]
+        assert state_flags["sync"] and not state_flags["metasync"]
+        Driver(stores.state).batch(Put(b"a", b"1"))
+        stores.state.reopen()
+        assert not stores.state.env.flags()["metasync"]
+        stores.state.defragment()
+        assert stores.state.env.flags()["sync"] and not stores.state.env.flags()["metasync"]
+        stores.state.sync()  # explicit full sync: used before the log is compacted
+    finally:
+        stores.close()

@@ -103,9 +103,16 @@ def test_debug_status_log_hash_and_crash_failpoint(make_cluster: MakeCluster) ->
     assert c.put(leader, "k3", "v3").status == 200  # the other follower makes the quorum
     assert _exit_code(c, victim) == tm.CRASH_EXIT_CODE
     c.start(victim)  # no failpoint armed after a restart (it was armed at runtime)
-    index = _debug(c, leader, "/debug/status")["applied"]
-    c.wait_applied([victim], index)
-    assert _debug(c, victim, "/debug/hash") == _debug(c, leader, "/debug/hash")
+    # The restarted member publishes its client URL through the log: wait until both
+    # have applied the same index before comparing states.
+    deadline = time.monotonic() + 15
+    while True:
+        index = _debug(c, leader, "/debug/status")["applied"]
+        c.wait_applied([victim], index)
+        theirs, ours = _debug(c, victim, "/debug/hash"), _debug(c, leader, "/debug/hash")
+        if theirs["applied"] == ours["applied"] or time.monotonic() > deadline:
+            break
+    assert theirs == ours
 
 
 def _lease_key_alive(c: Cluster, name: str) -> bool:
