@@ -61,9 +61,10 @@ run curl -sN --max-time 2 "$RAFTKV/v1/watch/tour/?prefix&start_revision=$REV" ||
 # Compaction: forget history before $REV (historical reads below it now fail).
 run curl -s -X POST "$RAFTKV/v1/compact" -d "{\"revision\": $REV}"
 run curl -s -w '\nHTTP %{http_code}\n' "$RAFTKV/v1/kv/tour/color?revision=1"
-# Cluster: status, members, health, metrics, the OpenAPI document.
+# Cluster: status, members, every member's status, health, metrics, the OpenAPI document.
 run curl -s "$RAFTKV/v1/status"
 run curl -s "$RAFTKV/v1/members"
+run curl -s "$RAFTKV/v1/cluster/status"
 run curl -s "$RAFTKV/health"
 run curl -s -o /dev/null -w 'metrics: HTTP %{http_code} %{size_download} bytes\n' "$RAFTKV/metrics"
 run curl -s -o /dev/null -w 'openapi: HTTP %{http_code} %{content_type}\n' "$RAFTKV/v1/openapi.json"

@@ -148,6 +148,10 @@ class Runner(web.AppRunner):
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CORS_KEY: web.AppKey[frozenset[str]] = web.AppKey("cors", frozenset)
+# The member's own advertised client URL (scheme://host:port): the web console's
+# origin. Only this exact string counts, never the request's Host header, which a
+# DNS-rebinding page controls.
+SELF_ORIGIN_KEY: web.AppKey[str] = web.AppKey("self_origin", str)
 
 
 def cors_headers(req: web.Request) -> dict[str, str]:
@@ -174,7 +178,7 @@ def refuse_origin(req: web.Request) -> web.Response | None:
     if origin is None or req.method in SAFE_METHODS:
         return None
     allowed = req.app.get(CORS_KEY, frozenset())
-    if "*" in allowed or origin in allowed:
+    if "*" in allowed or origin in allowed or origin == req.app.get(SELF_ORIGIN_KEY):
         return None
     return json_response(
         {

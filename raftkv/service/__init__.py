@@ -18,6 +18,7 @@ from raftkv.service.kv import KvService
 from raftkv.service.lease import LeaseService
 from raftkv.service.limits import Limits
 from raftkv.service.maintenance import MaintenanceService
+from raftkv.service.overview import OverviewService
 from raftkv.service.recipes import RecipeService
 from raftkv.service.watch import WatchService
 
@@ -39,6 +40,7 @@ class Services:
         self.watch = WatchService(node, limits)
         self.cluster = ClusterService(node, limits, forward)
         self.maintenance = MaintenanceService(node, limits)
+        self.overview = OverviewService(node, limits, forward, self.maintenance)
         self.recipes = RecipeService(node, limits, self.kv, self.lease)
         node.hub.max_watchers = limits.max_watchers
 

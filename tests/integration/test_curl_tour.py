@@ -58,6 +58,7 @@ def test_curl_tour_runs_against_a_live_cluster(cluster: Cluster) -> None:
     assert '"id": 7777' in out and '"keys": ["tour/session"]' in out
     assert '"created": true' in out and '"type": "PUT"' in out, "the watch replayed history"
     assert '"health": true' in out
+    assert '"reachable": true' in out and '"healthy": true' in out, "/v1/cluster/status"
     assert "metrics: HTTP 200" in out and "openapi: HTTP 200 application/json" in out
     assert '"key_not_found"' in out and "HTTP 404" in out
     # Every command printed before it ran (the tour is a transcript).

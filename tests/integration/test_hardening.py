@@ -100,6 +100,16 @@ def test_browsers_cannot_write_without_cors(cluster: Cluster) -> None:
     ok = c.req(leader, "GET", "/v1/status", headers=evil)
     assert ok.status == 200 and "access-control-allow-origin" not in ok.headers
     assert c.put(leader, "cors", "curl sends no Origin").status == 200
+    # The web console's own origin (the member's advertised client URL) may write; a
+    # DNS-rebinding page (another name, same address: its Host header matches it) may not.
+    port = c.members[leader].client_port
+    own = {"Origin": f"http://127.0.0.1:{port}"}
+    assert c.req(leader, "PUT", "/v1/kv/cors", "console", headers=own).status == 200
+    rebound = {"Origin": f"http://rebind.example:{port}", "Host": f"rebind.example:{port}"}
+    assert c.req(leader, "PUT", "/v1/kv/cors", "x", headers=rebound).status == 403
+    other = c.followers(leader)[0]  # another member's console is another origin
+    assert c.req(other, "PUT", "/v1/kv/cors", "x", headers=own).status == 403
+    assert c.get(leader, "cors").json()["value"] == "console"
 
 
 def test_request_limits_are_enforced_before_raft(cluster: Cluster) -> None:

@@ -81,6 +81,12 @@ class ClusterApi:
         self.v1.query(req)
         return json_ok(self.v1.s.maintenance.node_status())
 
+    async def cluster_status(self, req: web.Request) -> web.StreamResponse:
+        """Every member's status, collected by this member over the peer links."""
+        self.v1.query(req)
+        res = await self.v1.s.overview.cluster()
+        return json_ok({"members": res.response, "revision": res.revision})
+
     async def health(self, req: web.Request) -> web.StreamResponse:
         ok, reason = self.v1.s.maintenance.health()
         return json_ok({"health": ok, "reason": reason}, 200 if ok else 503)
@@ -106,6 +112,7 @@ class ClusterApi:
         r.add_delete("/v1/members/{id:[-0-9a-fA-Fx]+}", self.remove)
         r.add_post("/v1/leader/transfer", self.transfer)
         r.add_get("/v1/status", self.status)
+        r.add_get("/v1/cluster/status", self.cluster_status)
         r.add_get("/health", self.health)
         r.add_get("/readyz", self.health)
         r.add_get("/livez", self.livez)

@@ -169,6 +169,27 @@ class StatusResponse(BaseModel):
     snapshot_index: int
 
 
+class MemberStatusModel(BaseModel):
+    """One member in /v1/cluster/status: identity always; the status fields of
+    StatusResponse plus health and space when `reachable`, else `error`."""
+
+    model_config = ConfigDict(extra="allow")
+    id: int
+    name: str
+    peer_url: str
+    client_url: str | None
+    is_learner: bool
+    reachable: bool
+    healthy: bool | None = None
+    health_reason: str | None = None
+    error: str | None = None
+
+
+class ClusterStatusResponse(BaseModel):
+    members: list[MemberStatusModel]
+    revision: int
+
+
 class MemberModel(_Model):
     id: int
     name: str

@@ -160,6 +160,11 @@ ROUTES: dict[tuple[str, str], Op] = {
         errors={400: "bad query"},
     ),
     ("GET", "/v1/status"): Op("This member's Raft and storage status", response=M.StatusResponse),
+    ("GET", "/v1/cluster/status"): Op(
+        "Every member's status, collected by this member over the peer links "
+        "(a member that does not answer within 1 s is listed with reachable: false)",
+        response=M.ClusterStatusResponse,
+    ),
     ("GET", "/v1/members"): Op("List the cluster members", response=M.MemberListResponse),
     ("POST", "/v1/members"): Op(
         "Add a member as a learner; start it with --initial-cluster-state existing",
