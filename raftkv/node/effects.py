@@ -10,11 +10,13 @@ data (MDB_CORRUPTED, a bad entry checksum) stops the member.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from raftkv import testmode as tm
 from raftkv.errors import NoSpace
+from raftkv.metrics import SLOW_APPLY
 from raftkv.node import reconfig
 from raftkv.node.driver import (
     Apply,
@@ -77,9 +79,11 @@ class EffectRunner:
         elif isinstance(effect, Persist):
             if self.trace is not None:
                 self.trace.entries((e.index for e in effect.entries), "appended")
+            t0 = time.monotonic()
             await self._durably(
                 self.logstore.save, effect.hard_state, effect.entries, effect.snapshot
             )
+            self.prom.wal_fsync.observe(time.monotonic() - t0)
             if self.trace is not None:
                 self.trace.entries((e.index for e in effect.entries), "persisted")
         elif isinstance(effect, Hook):
@@ -156,7 +160,18 @@ class EffectRunner:
         if trace is not None:
             trace.entries((i for i, _ in batch), "committed")  # if no ack marked it first
             trace.entries((i for i, _ in batch), "apply_start")
+        t0 = time.monotonic()
         results = await self._durably(self.mvcc.apply, batch, record)
+        took = time.monotonic() - t0
+        self.prom.backend_commit.observe(took)
+        if took > SLOW_APPLY:
+            self.prom.slow_applies.inc()
+            self.log.warning(
+                "apply request took too long",  # etcd's wording, for the same grep
+                took_ms=round(took * 1000, 1),
+                expected_ms=SLOW_APPLY * 1000,
+                entries=len(batch),
+            )
         if trace is not None:
             trace.entries((i for i, _ in batch), "applied")
             for res, (index, _) in zip(results, batch, strict=True):

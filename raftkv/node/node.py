@@ -29,6 +29,7 @@ import structlog
 
 from raftkv import testmode as tm
 from raftkv.errors import Unavailable, Why
+from raftkv.metrics import NodeMetrics, pong
 from raftkv.node import reconfig, trace
 from raftkv.node.driver import (
     Driver,
@@ -191,6 +192,8 @@ class Node(EffectRunner):
         self._role_waiters: list[asyncio.Future[None]] = []
         self.mvcc.on_corruption = self._fail
         self.started = time.monotonic()
+        self.prom = NodeMetrics()  # histograms; the state is read at scrape (metrics.py)
+        self.hub.on_delivery = self.prom.watch_lag.observe
         self.metrics: dict[str, int] = {
             "proposals_total": 0,
             "proposals_failed_total": 0,
@@ -215,6 +218,7 @@ class Node(EffectRunner):
             self._report_snapshot,
             self.datadir.spool,
         )
+        self.transport.rpc.register("ping", pong)  # peer round-trip probes (metrics.py)
 
     @property
     def log(self) -> Any:
@@ -245,6 +249,7 @@ class Node(EffectRunner):
             asyncio.create_task(self._ready_loop(), name="ready"),
             asyncio.create_task(self._lease_loop(), name="leases"),
             asyncio.create_task(reconfig.publish_attributes(self), name="publish"),
+            asyncio.create_task(self.prom.probe_peers(self), name="probe-peers"),
         ]
         self.log.info(
             "node started",
@@ -317,12 +322,14 @@ class Node(EffectRunner):
             return
         if m.snapshot.meta.index > self.mvcc.applied_index():
             await tm.hit_async("before_snapshot_install")
+            t0 = time.monotonic()
             try:
                 await self.run_io(self._restore_from_file, path)
             except SnapshotError as e:
                 self.log.warning("snapshot rejected", error=str(e))
                 return
             self.metrics["snapshots_received_total"] += 1
+            self.prom.snapshot_install.observe(time.monotonic() - t0)
             self.log.info("snapshot restored", applied=self.mvcc.applied_index())
             raw = self.mvcc.conf_state()
             if raw:
@@ -373,8 +380,10 @@ class Node(EffectRunner):
         self._wake.set()
         if self.trace is not None:
             self.trace.request(rid, "proposed")
+        t0 = time.monotonic()
         try:
             result = await asyncio.wait_for(fut, self.cfg.request_timeout)
+            self.prom.proposal_duration.observe(time.monotonic() - t0)
             if self.trace is not None:
                 self.trace.request(rid, "resolved")
             return result

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections import deque
+from collections.abc import Callable
 
 from raftkv import testmode as tm
 from raftkv.errors import ResourceExhausted
@@ -43,7 +45,7 @@ class Watcher:
         self.hub = hub
         self.key = key
         self.range_end = range_end
-        self.buffer: deque[list[Event]] = deque()
+        self.buffer: deque[tuple[float, list[Event]]] = deque()  # (published at, events)
         self.size = 0
         self.behind = False
         self.closed = False
@@ -61,10 +63,12 @@ class Watcher:
         history); None once the hub closed."""
         while True:
             if self.buffer:
-                batch = self.buffer.popleft()
+                published, batch = self.buffer.popleft()
                 n = sum(event_size(e) for e in batch)
                 self.size -= n
                 self.hub.buffered -= n
+                if self.hub.on_delivery is not None:
+                    self.hub.on_delivery(time.monotonic() - published)
                 return batch
             if self.behind:
                 return BEHIND
@@ -89,6 +93,8 @@ class WatchHub:
         self.max_watchers = max_watchers
         self.buffered = 0  # bytes held in every watcher's buffer
         self.fell_behind = 0  # how many times a watcher was switched to history
+        # Called with each batch's seconds from publish to hand-over (metrics).
+        self.on_delivery: Callable[[float], None] | None = None
 
     def subscribe(self, key: bytes, range_end: bytes) -> Watcher:
         if len(self.watchers) >= self.max_watchers:
@@ -105,6 +111,7 @@ class WatchHub:
     def publish(self, events: list[Event]) -> None:
         if not events or not self.watchers:
             return
+        now = time.monotonic()
         for w in self.watchers:
             if w.behind:
                 continue
@@ -117,7 +124,7 @@ class WatchHub:
                 w.behind = True
                 self.fell_behind += 1
             else:
-                w.buffer.append(mine)
+                w.buffer.append((now, mine))
                 w.size += n
                 self.buffered += n
             w._ready.set()

@@ -8,7 +8,6 @@ space a compaction freed (LMDB never shrinks a file by itself).
 
 from __future__ import annotations
 
-import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -74,27 +73,6 @@ class MaintenanceService(ServiceBase):
         if me is None or me.client_url != node.cfg.client_url:
             return False, "publishing this member's client URL"
         return True, "ok"
-
-    def gauges(self) -> dict[str, int]:
-        n = self.node
-        st = n.status()
-        return {
-            "raftkv_is_leader": int(n.is_leader),
-            "raftkv_has_leader": int(n.leader != 0),
-            "raftkv_term": int(st["term"]),
-            "raftkv_commit_index": int(st["commit"]),
-            "raftkv_applied_index": int(st["applied"]),
-            "raftkv_revision": int(st["revision"]),
-            "raftkv_db_size_bytes": int(st["db_size"]),
-            "raftkv_quota_bytes": n.mvcc.quota_bytes,
-            "raftkv_watchers": len(n.hub.watchers),
-            "raftkv_watch_buffered_bytes": n.hub.buffered,
-            "raftkv_watchers_fell_behind": n.hub.fell_behind,
-            "raftkv_uptime_seconds": int(time.monotonic() - n.started),
-        }
-
-    def counters(self) -> dict[str, int]:
-        return dict(self.node.metrics)
 
     async def hash_kv(self, ctx: CallContext = ANONYMOUS) -> Result[int]:
         """crc32 over every live key-value at the current revision: the same on every

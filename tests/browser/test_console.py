@@ -161,9 +161,8 @@ def test_console_views_and_leader_failover(cluster: Cluster) -> None:
             # Metrics: six charts with values.
             page.click('nav button[data-tab="metrics"]')
             playwright.expect(page.locator("#charts canvas")).to_have_count(6)
-            playwright.expect(page.locator('[data-series="raftkv_term"] .value')).not_to_have_text(
-                "–"
-            )
+            term_value = page.locator('[data-series="raftkv_server_term"] .value')
+            playwright.expect(term_value).not_to_have_text("–")
             page.screenshot(path=str(ARTIFACTS / "metrics.png"))
 
             # Failover: kill -9 the leader; the page names the new one within seconds.

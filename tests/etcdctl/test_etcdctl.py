@@ -646,7 +646,7 @@ def test_compaction(ctl: Ctl) -> None:
     strict=True,
     raises=AssertionError,
     reason="check datascale writes 537-byte keys; raftkv keys are at most 511 bytes (LMDB's "
-    "limit), and it reads process_resident_memory_bytes from /metrics, which raftkv lacks",
+    "limit). (The process_resident_memory_bytes it reads from /metrics is exported now.)",
 )
 def test_check_datascale(ctl: Ctl) -> None:
     out = ctl.run("check", "datascale", "--load=s", endpoints=ctl.endpoints[:1], timeout=120)

@@ -127,4 +127,5 @@ def test_compact_and_status(cluster: Cluster) -> None:
     for path in ("/health", "/readyz", "/livez"):
         assert cluster.req("n3", "GET", path).status == 200
     metrics = cluster.req("n1", "GET", "/metrics").body.decode()
-    assert "raftkv_applied_index" in metrics and "raftkv_proposals_total" in metrics
+    assert "raftkv_server_proposals_applied_total" in metrics
+    assert "raftkv_proposals_total" in metrics

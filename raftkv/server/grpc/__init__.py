@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -37,23 +38,34 @@ class EtcdApi:
 
     def __init__(self, services: Services, gate: StreamGate) -> None:
         self.gw = Gateway(services)
+        self.prom = services.node.prom
         self.limit = services.limits.max_request_bytes + GRPC_OVERHEAD
         self.streams = Streams(self.gw, gate, self.limit)
 
     def _unary(self, path: str, rpc: Rpc) -> Func:
         gw, limit = self.gw, self.limit
+        prom = self.prom
+        operation = path.rsplit(".", 1)[-1]  # "KV/Range"
 
         async def handle(stream: Stream[Any, Any]) -> None:
-            req = await recv_one(stream, rpc.request, limit)
+            t0 = time.monotonic()
+            code = "OK"
             try:
-                if rpc.direct is not None:
-                    out = await rpc.direct(gw, req)
-                else:
-                    assert rpc.json is not None
-                    out = to_pb(await rpc.json(gw, to_dict(req)), rpc.response)
-            except (EtcdError, RaftkvError) as e:
-                raise status_of(e, rpc.wrapped) from None
-            await stream.send_message(out)
+                req = await recv_one(stream, rpc.request, limit)
+                try:
+                    if rpc.direct is not None:
+                        out = await rpc.direct(gw, req)
+                    else:
+                        assert rpc.json is not None
+                        out = to_pb(await rpc.json(gw, to_dict(req)), rpc.response)
+                except (EtcdError, RaftkvError) as e:
+                    raise status_of(e, rpc.wrapped) from None
+                await stream.send_message(out)
+            except GRPCError as e:
+                code = e.status.name
+                raise
+            finally:
+                prom.request("grpc", operation, code, time.monotonic() - t0)
 
         handle.__qualname__ = path
         return handle

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from raftkv.metrics import CONTENT_TYPE
 from raftkv.server.v1.base import V1, json_ok
 from raftkv.server.v1.errors import bad_request
 from raftkv.server.v1.models import LeaderTransferRequest, MemberAddRequest
@@ -95,15 +96,8 @@ class ClusterApi:
         return json_ok({"live": True})
 
     async def metrics(self, req: web.Request) -> web.StreamResponse:
-        m = self.v1.s.maintenance
-        name = self.v1.node.cfg.name
-        gauges = {**m.gauges(), "raftkv_open_streams": self.v1.gate.open}
-        lines = []
-        for k, v in gauges.items():
-            lines += [f"# TYPE {k} gauge", f'{k}{{node="{name}"}} {v}']
-        for k, v in m.counters().items():
-            lines += [f"# TYPE raftkv_{k} counter", f'raftkv_{k}{{node="{name}"}} {v}']
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+        """Prometheus text format (metrics.py: etcd's names with a raftkv_ prefix)."""
+        return web.Response(body=self.v1.node.prom.render(), headers={"Content-Type": CONTENT_TYPE})
 
     def add_routes(self, r: web.UrlDispatcher) -> None:
         r.add_get("/v1/members", self.list)

@@ -300,9 +300,9 @@ const SERIES = [
   ["raftkv_proposals_total", "proposals / s", true],
   ["raftkv_applied_entries_total", "applied entries / s", true],
   ["raftkv_reads_linearizable_total", "linearizable reads / s", true],
-  ["raftkv_watchers", "watchers", false],
-  ["raftkv_db_size_bytes", "db size (MiB)", false, 1 / (1 << 20)],
-  ["raftkv_term", "term", false],
+  ["raftkv_mvcc_watchers", "watchers", false],
+  ["raftkv_mvcc_db_total_size_in_bytes", "db size (MiB)", false, 1 / (1 << 20)],
+  ["raftkv_server_term", "term", false],
 ];
 const samples = Object.fromEntries(SERIES.map(([name]) => [name, []]));
 let lastScrape = null;
