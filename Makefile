@@ -15,7 +15,7 @@ all: test
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,plots]'
+	$(BIN)/python -m pip install -q -e '.[test,jepsen]'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -128,7 +128,7 @@ def _timeline(
 def _plots(out: Path, ops: list[Op], windows: list[dict[str, Any]], end: float) -> None:
     try:
         import matplotlib
-    except ImportError:  # the optional `plots` extra: the HTML timeline still works
+    except ImportError:  # the optional `jepsen` extra: the HTML timeline still works
         return
 
     matplotlib.use("Agg")

@@ -21,8 +21,8 @@ import structlog
 import uvloop
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from raftkv import __version__, testmode
 from raftkv import logging as rlog
-from raftkv import testmode
 from raftkv.node.join import join_existing
 from raftkv.node.membership import MEMBERS_FILE, parse_initial_cluster
 from raftkv.node.node import CORRUPTION_EXIT_CODE, Node, NodeConfig
@@ -90,6 +90,25 @@ def _parser() -> argparse.ArgumentParser:
         flag = "--" + name.replace("_", "-")
         s.add_argument(flag, dest=name, default=None, help=f"(env {ENV_PREFIX}{name.upper()})")
     return p
+
+
+def _overview(client_commands: tuple[str, ...]) -> str:
+    """`raftkv`, `raftkv --help`: every command, server and client, in one screen."""
+    return "\n".join(
+        [
+            f"raftkv {__version__}: an etcd-like, strongly consistent key-value store",
+            "",
+            "usage: raftkv <command> [flags]     (raftkv <command> --help for its flags)",
+            "",
+            "server:",
+            "  serve      run one cluster member (flags, RAFTKV_* variables or --config TOML)",
+            "",
+            "client (etcdctl-like; --endpoints or RAFTKV_ENDPOINTS, -w json|simple):",
+            "  " + " ".join(client_commands),
+            "",
+            "  -V, --version   print the version",
+        ]
+    )
 
 
 class ListenError(ValueError):
@@ -230,6 +249,13 @@ def _peer_listen(s: ServeSettings) -> tuple[str, int]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     from raftkv import ctl  # client commands (get, put, watch, lock, ...) live there
+
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_overview(ctl.COMMANDS))
+        return 0
+    if argv[0] in ("-V", "--version", "version"):
+        print(f"raftkv {__version__}")
+        return 0
 
     if argv and (argv[0] in ctl.COMMANDS or argv[0] in ("--endpoints", "-w", "--write-out")):
         return ctl.main(argv)
