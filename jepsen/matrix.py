@@ -29,6 +29,7 @@ from typing import Any
 from jepsen import stats
 from jepsen.history import load_events, pair
 from jepsen.runner import RunConfig
+from raftkv.progress import Progress
 
 WORKLOADS = ["register", "set", "list-append", "watch", "lease", "fenced-lock"]
 # Matrix column -> the nemesis spec a run gets. Each kind draws its shapes from the
@@ -119,6 +120,7 @@ def execute(cells: list[Cell], base: dict[str, Any], out: Path, jobs: int) -> li
     todo = [c for c in cells if not (out / "cells" / f"{c.name}.json").exists()]
     print(f"matrix: {len(cells)} cells, {len(cells) - len(todo)} already done, {len(todo)} to run")
     t0 = time.monotonic()
+    progress = Progress("matrix", len(todo), unit="cells", stream=sys.stdout, tty=False, every=0)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
         futs = {
             pool.submit(_run_cell, c, base, str(out / "logs" / f"{c.name}.log")): c for c in todo
@@ -138,6 +140,7 @@ def execute(cells: list[Cell], base: dict[str, Any], out: Path, jobs: int) -> li
                 f"{' '.join(res.get('failed', []))}",
                 flush=True,
             )
+            progress.update(failed=int(res.get("verdict") != "valid"))
     return [json.loads((out / "cells" / f"{c.name}.json").read_text()) for c in cells]
 
 

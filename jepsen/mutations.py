@@ -21,6 +21,7 @@ from typing import Any
 
 from jepsen.report import _times
 from jepsen.runner import RunConfig
+from raftkv.progress import Progress
 
 DETECT_FRACTION = 3 / 5  # §6.9: invalid in >= 3 of 5 seeds
 CONTROL_SEED_BASE = 1000  # control seeds differ from mutant seeds 0..N-1
@@ -321,14 +322,20 @@ def suite(
     out.mkdir(parents=True, exist_ok=True)
     base = {**base, "store": out / "runs"}
     mutant: dict[str, list[dict[str, Any]]] = {}
+    cplan = control_plan(plan, controls)
+    progress = Progress("mutation-suite", len(plan) * seeds + len(cplan), unit="runs")
     for s in plan:
         for seed in range(seeds):
-            mutant.setdefault(s.mutation, []).append(outcome(*runner(s.config(base, seed, True))))
+            o = outcome(*runner(s.config(base, seed, True)))
+            mutant.setdefault(s.mutation, []).append(o)
+            # A mutant run "fails" when the mutation went unnoticed.
+            progress.update(failed=int(o["verdict"] == "valid"), note=s.mutation)
     ctl: list[dict[str, Any]] = []
-    for s, seed in control_plan(plan, controls):
-        ctl.append(
-            {**outcome(*runner(s.config(base, seed, False))), "scenario": s.scenario, "seed": seed}
-        )
+    for s, seed in cplan:
+        o = outcome(*runner(s.config(base, seed, False)))
+        ctl.append({**o, "scenario": s.scenario, "seed": seed})
+        progress.update(failed=int(o["verdict"] != "valid"), note=f"control {s.scenario}")
+    progress.close()
     rows = aggregate(plan, mutant, seeds)
     table = render(rows, ctl)
     code = exit_code(rows, ctl)

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from multiprocessing import Pool
 
+from raftkv.progress import Progress
 from raftkv.raft.core import PLANTED_BUGS
 from raftkv.sim.cluster import SimResult, Violation, run_seed
 
@@ -71,8 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     seeds = range(a.start, a.start + a.seeds)
     jobs = [(s, a.nodes, bugs, driver_bugs) for s in seeds]
+    progress = Progress("sim", len(jobs), unit="seeds")
+    outcomes = []
     with Pool(max(1, a.jobs)) as pool:
-        outcomes = pool.map(_run, jobs, chunksize=16)
+        for o in pool.imap(_run, jobs, chunksize=16):
+            outcomes.append(o)
+            progress.update(failed=int(isinstance(o, Violation)))
+    progress.close()
     results = [o for o in outcomes if isinstance(o, SimResult)]
     violations = [o for o in outcomes if isinstance(o, Violation)]
     elapsed = time.monotonic() - started
