@@ -15,7 +15,33 @@ from jepsen.checkers.result import INVALID, CheckResult
 from jepsen.history import INF, Op
 
 COLORS = {"ok": "#4caf50", "fail": "#f44336", "info": "#ff9800"}
-FAULT_COLORS = {"kill": "#e57373", "pause": "#64b5f6", "partition": "#ffd54f"}
+# One colour per nemesis kind (jepsen/nemesis.py SHAPES), so no fault is drawn grey;
+# a test pins that every kind has one. The legend is drawn from this table.
+FAULT_COLORS = {
+    "kill": "#e57373",
+    "pause": "#64b5f6",
+    "partition": "#ffd54f",
+    "link": "#ba68c8",
+    "clock": "#4db6ac",
+    "membership": "#a1887f",
+    "leader": "#7986cb",
+    "stall-kill": "#f06292",
+    "lag-elect": "#ff8a65",
+    "failpoint": "#90a4ae",
+    "hostile": "#aed581",
+}
+UNKNOWN_FAULT = "#cccccc"
+
+
+def legend_html(kinds: list[str]) -> str:
+    """A swatch per fault kind present in the run, labelled."""
+    items = [
+        f"<span style='display:inline-block;width:12px;height:12px;margin:0 4px 0 10px;"
+        f"vertical-align:middle;background:{FAULT_COLORS.get(k, UNKNOWN_FAULT)}'></span>"
+        f"{html.escape(k)}"
+        for k in kinds
+    ]
+    return "<p>faults:" + "".join(items) + "</p>" if items else "<p>faults: none</p>"
 
 
 def witness(results: list[CheckResult], windows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -97,8 +123,8 @@ def _timeline(
             html.escape(f"{c['name']}: {c['verdict']} {c['summary']}") for c in summary["checkers"]
         )
         + "</p>",
-        "<p>ok=green fail=red info=orange (runs to the end); kill=red band, pause=blue,"
-        " partition=yellow</p>",
+        "<p>ops: ok=green fail=red info=orange (runs to the end)</p>",
+        legend_html(sorted({w["kind"] for w in windows})),
         f"<div style='position:relative;height:{h}px;margin-left:70px;width:1220px'>",
     ]
     for w in windows:
@@ -106,7 +132,7 @@ def _timeline(
         parts.append(
             f"<div class=f title='{html.escape(str(w))}' "
             f"style='left:{left:.0f}px;width:{width:.0f}px;"
-            f"height:{h}px;background:{FAULT_COLORS.get(w['kind'], '#ccc')}'></div>"
+            f"height:{h}px;background:{FAULT_COLORS.get(w['kind'], UNKNOWN_FAULT)}'></div>"
         )
     for p in procs:
         parts.append(f"<div class=lab style='top:{row[p] * 18}px;left:-70px'>p{p}</div>")
@@ -135,8 +161,16 @@ def _plots(out: Path, ops: list[Op], windows: list[dict[str, Any]], end: float) 
     import matplotlib.pyplot as plt
 
     def bands(ax: Any) -> None:
+        seen_kinds: set[str] = set()  # one legend entry per fault kind
         for w in windows:
-            ax.axvspan(w["start"], w["stop"], color=FAULT_COLORS.get(w["kind"], "#ccc"), alpha=0.3)
+            ax.axvspan(
+                w["start"],
+                w["stop"],
+                color=FAULT_COLORS.get(w["kind"], UNKNOWN_FAULT),
+                alpha=0.3,
+                label=w["kind"] if w["kind"] not in seen_kinds else None,
+            )
+            seen_kinds.add(w["kind"])
 
     fig, ax = plt.subplots(figsize=(10, 4))
     bands(ax)
