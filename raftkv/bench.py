@@ -4,14 +4,18 @@ Starts a fresh 3-node raftkv cluster on ephemeral loopback ports (or, with
 `--db etcd`, a 3-node etcd cluster from the `etcd` binary) and drives it with puts,
 linearizable gets and serializable gets of 256-byte values at several concurrency
 levels, printing ops/s, p50 and p99, errors, and what the generator itself cost.
-Each cell runs once per API (`--api`): `http` is raftkv's /v1 API (etcd: its v3 JSON
-gateway), `grpc` is etcd's v3 gRPC API (KV/Put, KV/Range) on the same client port.
+Each cell runs once per API (`--api`), alternating: `http` is raftkv's /v1 API,
+`gateway` etcd's v3 JSON gateway (/v3/kv/put, /v3/kv/range: raftkv's and etcd's),
+`grpc` etcd's v3 gRPC API (KV/Put, KV/Range) on the same client port; etcd has no
+/v1, so it runs gateway and grpc only.
 
 The load generators are deliberately cheap: one process on uvloop; HTTP/1.1 with raw
 streams, one keep-alive connection per client, requests pre-encoded; gRPC with a
 minimal HTTP/2 client of our own (bench_grpc.py says why). On a 2-core machine every
 microsecond the generator spends is taken from the servers it measures, so each row
-reports the generator's CPU per operation (gen us/op) and in cores (gen cpu).
+reports the generator's CPU per operation (gen us/op) and in cores (gen cpu), and the
+servers' CPU per operation (servers us/op, from /proc), which other load on the
+machine disturbs much less than ops/s.
 """
 
 from __future__ import annotations
