@@ -7,7 +7,7 @@ from hpack import Decoder, Encoder, NeverIndexedHeaderTuple
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from raftkv.server.grpc.hpack_cache import CachingDecoder, CachingEncoder
+from raftkv.server.grpc.hpack_cache import MAX_BLOCK, MAX_CACHED, CachingDecoder, CachingEncoder
 
 # a few blocks, so they repeat (and hit the caches) while table entries are added,
 # shifted and evicted between the repeats
@@ -58,3 +58,11 @@ def test_steady_state_blocks_come_from_the_cache() -> None:
     # a block that changes the table forgets what indices meant
     enc.encode([("x-a", "a" * 40)])
     assert enc.encode(list(trailers)) is not again
+
+
+def test_a_client_cannot_make_the_decoder_keep_much() -> None:
+    dec = CachingDecoder()
+    for n in range(1, 200):  # distinct valid indexed-only blocks, long and short
+        dec.decode(bytes([0x82]) * n)
+    assert len(dec._cache) <= MAX_CACHED
+    assert all(len(block) <= MAX_BLOCK for block, _ in dec._cache)

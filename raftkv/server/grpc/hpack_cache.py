@@ -20,11 +20,16 @@ from typing import Any
 from h2.connection import H2Connection
 from hpack import Decoder, Encoder, HeaderTuple
 
-MAX_CACHED = 64  # distinct blocks per connection; a client that varies more is just slower
+# Bounds on what one connection may keep: a client that varies more is just slower, and
+# a hostile one pins at most MAX_CACHED short blocks (a few KiB), not its header lists.
+MAX_CACHED = 16  # distinct blocks per connection and direction
+MAX_BLOCK = 32  # bytes: a steady-state gRPC block is 2-20 indexed references
 
 
-def _indexed_only(block: bytes) -> bool:
-    return bool(block) and min(block) >= 0x80
+def _cacheable(block: bytes) -> bool:
+    """Short, and only one-byte indexed references (anything else may change the table,
+    or is not worth keeping: the caller forgets what it had)."""
+    return 0 < len(block) <= MAX_BLOCK and min(block) >= 0x80
 
 
 def _state(coder: Encoder | Decoder) -> tuple[int, int]:
@@ -53,7 +58,7 @@ class CachingEncoder(Encoder):
             if hit is not None:
                 return hit
         block = super().encode(headers, huffman)
-        if not _indexed_only(block):
+        if not _cacheable(block):
             self._cache.clear()  # it may have added to (or resized) the table
         elif key is not None and len(self._cache) < MAX_CACHED:
             self._cache[key] = block
@@ -75,7 +80,7 @@ class CachingDecoder(Decoder):
         if state != self._state:  # a resize may have evicted; a smaller list limit
             self._cache.clear()  # must be checked again
             self._state = state
-        indexed = _indexed_only(data)
+        indexed = _cacheable(data)
         if indexed:
             hit = self._cache.get((data, raw))
             if hit is not None:
