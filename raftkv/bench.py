@@ -4,14 +4,18 @@ Starts a fresh 3-node raftkv cluster on ephemeral loopback ports (or, with
 `--db etcd`, a 3-node etcd cluster from the `etcd` binary) and drives it with puts,
 linearizable gets and serializable gets of 256-byte values at several concurrency
 levels, printing ops/s, p50 and p99, errors, and what the generator itself cost.
-Each cell runs once per API (`--api`): `http` is raftkv's /v1 API (etcd: its v3 JSON
-gateway), `grpc` is etcd's v3 gRPC API (KV/Put, KV/Range) on the same client port.
+Each cell runs once per API (`--api`), alternating: `http` is raftkv's /v1 API,
+`gateway` etcd's v3 JSON gateway (/v3/kv/put, /v3/kv/range: raftkv's and etcd's),
+`grpc` etcd's v3 gRPC API (KV/Put, KV/Range) on the same client port; etcd has no
+/v1, so it runs gateway and grpc only.
 
 The load generators are deliberately cheap: one process on uvloop; HTTP/1.1 with raw
 streams, one keep-alive connection per client, requests pre-encoded; gRPC with a
 minimal HTTP/2 client of our own (bench_grpc.py says why). On a 2-core machine every
 microsecond the generator spends is taken from the servers it measures, so each row
-reports the generator's CPU per operation (gen us/op) and in cores (gen cpu).
+reports the generator's CPU per operation (gen us/op) and in cores (gen cpu), and the
+servers' CPU per operation (servers us/op, from /proc), which other load on the
+machine disturbs much less than ops/s.
 """
 
 from __future__ import annotations
@@ -33,40 +37,43 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from raftkv.bench_grpc import VALUE, Tally, run_grpc_load
+from raftkv.bench_grpc import KEYS, VALUE, Tally, run_grpc_load
 from raftkv.devcluster import free_port
 
-APIS = ("http", "grpc")
+APIS = ("http", "gateway", "grpc")
+API_OF = {"raftkv": APIS, "etcd": ("gateway", "grpc")}  # etcd has no /v1 API
 OPS = ("put", "get-linearizable", "get-serializable")
 T = TypeVar("T")
 
 
 @dataclass
 class Target:
-    """One server endpoint and how to phrase each operation for it."""
+    """One server endpoint and its pre-encoded HTTP/1.1 requests, `KEYS` per operation
+    (`bench/<i>`, the gRPC generator's key space), encoded once per run."""
 
     host: str
     port: int
-    put: Callable[[int], bytes]
-    get: Callable[[int, bool], bytes]
+    requests: dict[str, list[bytes]]
 
 
-def raftkv_target(host: str, port: int) -> Target:
+def v1_target(host: str, port: int) -> Target:
+    """raftkv's native API: PUT /v1/kv/<key> with the raw value, GET with a query."""
+
     def put(i: int) -> bytes:
         head = (
-            f"PUT /v1/kv/bench/{i % 1000} HTTP/1.1\r\nHost: {host}\r\n"
-            f"Content-Length: {len(VALUE)}\r\n\r\n"
+            f"PUT /v1/kv/bench/{i} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(VALUE)}\r\n\r\n"
         )
         return head.encode() + VALUE
 
     def get(i: int, serializable: bool) -> bytes:
         q = "?serializable" if serializable else ""
-        return f"GET /v1/kv/bench/{i % 1000}{q} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+        return f"GET /v1/kv/bench/{i}{q} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
 
-    return Target(host, port, put, get)
+    return Target(host, port, _encode(put, get))
 
 
-def etcd_target(host: str, port: int) -> Target:
+def gateway_target(host: str, port: int) -> Target:
+    """etcd's v3 JSON gateway (raftkv's and etcd's): POST /v3/kv/put and /v3/kv/range."""
     b64v = base64.b64encode(VALUE).decode()
 
     def post(path: str, body: dict[str, object]) -> bytes:
@@ -75,7 +82,7 @@ def etcd_target(host: str, port: int) -> Target:
         return head.encode() + data
 
     def key(i: int) -> str:
-        return base64.b64encode(f"bench/{i % 1000}".encode()).decode()
+        return base64.b64encode(f"bench/{i}".encode()).decode()
 
     def put(i: int) -> bytes:
         return post("/v3/kv/put", {"key": key(i), "value": b64v})
@@ -86,7 +93,17 @@ def etcd_target(host: str, port: int) -> Target:
             body["serializable"] = True
         return post("/v3/kv/range", body)
 
-    return Target(host, port, put, get)
+    return Target(host, port, _encode(put, get))
+
+
+def _encode(
+    put: Callable[[int], bytes], get: Callable[[int, bool], bytes]
+) -> dict[str, list[bytes]]:
+    return {
+        "put": [put(i) for i in range(KEYS)],
+        "get-linearizable": [get(i, False) for i in range(KEYS)],
+        "get-serializable": [get(i, True) for i in range(KEYS)],
+    }
 
 
 async def _read_response(reader: asyncio.StreamReader) -> int:
@@ -109,12 +126,13 @@ async def run_load(targets: list[Target], op: str, clients: int, seconds: float)
 
     async def client(n: int) -> None:
         t = targets[n % len(targets)]
+        reqs = t.requests[op]
         reader, writer = await asyncio.open_connection(t.host, t.port)
         i = n * 100_003
         try:
             while time.perf_counter() < deadline:
                 i += 1
-                req = t.put(i) if op == "put" else t.get(i, op == "get-serializable")
+                req = reqs[i % KEYS]
                 start = time.perf_counter()
                 writer.write(req)
                 status = await _read_response(reader)
@@ -132,7 +150,7 @@ async def run_load(targets: list[Target], op: str, clients: int, seconds: float)
     return tally
 
 
-async def populate(targets: list[Target], keys: int = 1000, clients: int = 16) -> None:
+async def populate(targets: list[Target], keys: int = KEYS, clients: int = 16) -> None:
     """Write every benchmark key once, so reads measure hits, not 404s."""
 
     async def client(n: int) -> None:
@@ -140,7 +158,7 @@ async def populate(targets: list[Target], keys: int = 1000, clients: int = 16) -
         reader, writer = await asyncio.open_connection(t.host, t.port)
         try:
             for i in range(n, keys, clients):
-                writer.write(t.put(i))
+                writer.write(t.requests["put"][i])
                 if await _read_response(reader) != 200:
                     raise RuntimeError(f"populate: put of key {i} failed")
         finally:
@@ -178,7 +196,7 @@ class Cluster:
         self.clients = [free_port() for _ in range(3)]
         self.peers = [free_port() for _ in range(3)]
 
-    def start(self) -> list[Target]:
+    def start(self) -> list[tuple[str, int]]:
         names = [f"n{i + 1}" for i in range(3)]
         peer_urls = [f"http://127.0.0.1:{p}" for p in self.peers]
         initial = ",".join(f"{n}={u}" for n, u in zip(names, peer_urls, strict=True))
@@ -207,8 +225,7 @@ class Cluster:
             url = f"http://127.0.0.1:{cport}{health}"
             if not _wait_http(url, lambda b: b"true" in b or b'"ok"' in b, 30):
                 raise RuntimeError(f"{self.db} did not become healthy; see {self.root}/servers.log")
-        make = etcd_target if self.db == "etcd" else raftkv_target
-        return [make("127.0.0.1", p) for p in self.clients]
+        return [("127.0.0.1", p) for p in self.clients]
 
     def leader_index(self) -> int:
         for i, cport in enumerate(self.clients):
@@ -226,6 +243,19 @@ class Cluster:
                 if st.get("role") == "leader" or st.get("is_leader"):
                     return i
         return 0
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the servers have used so far (/proc/<pid>/stat; 0 where
+        there is no /proc). Per operation it is what a face costs the members, which
+        other load on the machine disturbs far less than it does ops/s."""
+        total = 0
+        for p in self.procs:
+            try:
+                fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+        return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         for p in self.procs:
@@ -247,7 +277,9 @@ def run_async(coro: Coroutine[Any, Any, T], loop: str) -> T:
     return asyncio.run(coro)
 
 
-def make_row(db: str, api: str, op: str, clients: int, t: Tally) -> dict[str, object]:
+def make_row(
+    db: str, api: str, op: str, clients: int, t: Tally, server_cpu: float
+) -> dict[str, object]:
     lat = sorted(t.latencies)
     ops = t.ok + t.errors
     row: dict[str, object] = {
@@ -261,6 +293,7 @@ def make_row(db: str, api: str, op: str, clients: int, t: Tally) -> dict[str, ob
         "errors": t.errors,
         "gen_us_per_op": round(t.cpu * 1e6 / ops, 1) if ops else None,
         "gen_cpu": round(t.cpu / t.elapsed, 2) if t.elapsed else None,
+        "server_us_per_op": round(server_cpu * 1e6 / ops, 1) if ops else None,
     }
     if t.first_error is not None:
         row["first_error"] = t.first_error
@@ -269,9 +302,10 @@ def make_row(db: str, api: str, op: str, clients: int, t: Tally) -> dict[str, ob
 
 def format_row(r: dict[str, object]) -> str:
     line = (
-        f"{r['db']:7} {r['api']:4} {r['op']:17} clients={r['clients']:3}  "
+        f"{r['db']:7} {r['api']:7} {r['op']:17} clients={r['clients']:3}  "
         f"{r['ops_per_s']:>7} ops/s  p50 {r['p50_ms']:>7} ms  p99 {r['p99_ms']:>7} ms  "
-        f"errors {r['errors']}  gen {r['gen_us_per_op']:>5} us/op {r['gen_cpu']:>4} cpu"
+        f"errors {r['errors']}  gen {r['gen_us_per_op']:>5} us/op {r['gen_cpu']:>4} cpu  "
+        f"servers {r['server_us_per_op']:>6} us/op"
     )
     if r["errors"]:
         line += f"  <-- ERRORS, first: {r.get('first_error')}"
@@ -286,19 +320,24 @@ def bench(
     rows: list[dict[str, object]] = []
     ok = False
     try:
-        targets = cluster.start()
+        endpoints = cluster.start()
         if target == "leader":
-            targets = [targets[cluster.leader_index()]]
-        endpoints = [(t.host, t.port) for t in targets]
-        run_async(populate(targets), loop)
+            endpoints = [endpoints[cluster.leader_index()]]
+        http = {
+            "http": [v1_target(h, p) for h, p in endpoints],
+            "gateway": [gateway_target(h, p) for h, p in endpoints],
+        }
+        run_async(populate(http["gateway"]), loop)
         for op in OPS:
             for clients in levels:
-                for api in apis:  # alternating, so both see the same background load
+                for api in apis:  # alternating, so all see the same background load
                     if api == "grpc":
                         coro = run_grpc_load(endpoints, op, clients, seconds)
                     else:
-                        coro = run_load(targets, op, clients, seconds)
-                    row = make_row(db, api, op, clients, run_async(coro, loop))
+                        coro = run_load(http[api], op, clients, seconds)
+                    cpu0 = cluster.cpu_seconds()
+                    tally = run_async(coro, loop)
+                    row = make_row(db, api, op, clients, tally, cluster.cpu_seconds() - cpu0)
                     rows.append(row)
                     print(format_row(row), flush=True)
         ok = True
@@ -314,7 +353,12 @@ def bench(
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m raftkv.bench", description=__doc__)
     ap.add_argument("--db", choices=["raftkv", "etcd", "both"], default="raftkv")
-    ap.add_argument("--api", choices=["http", "grpc", "all"], default="all")
+    ap.add_argument(
+        "--api",
+        default="all",
+        help="http: raftkv's /v1 API; gateway: etcd's v3 JSON gateway; grpc: etcd's v3 gRPC "
+        "API (etcd runs gateway and grpc only); 'all', or several comma-separated",
+    )
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--clients", default="1,16,64")
     ap.add_argument(
@@ -327,14 +371,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="also write the rows to this file")
     a = ap.parse_args(argv)
     levels = [int(c) for c in a.clients.split(",")]
-    apis = list(APIS) if a.api == "all" else [a.api]
+    apis = list(APIS) if a.api == "all" else a.api.split(",")
+    if unknown := [x for x in apis if x not in APIS]:
+        ap.error(f"--api: unknown {', '.join(unknown)} (choose from {', '.join(APIS)}, all)")
     dbs = ["raftkv", "etcd"] if a.db == "both" else [a.db]
     if "etcd" in dbs and shutil.which("etcd") is None:
         print("etcd not installed (apt-get install etcd-server); skipping it", file=sys.stderr)
         dbs.remove("etcd")
     rows: list[dict[str, object]] = []
     for db in dbs:
-        rows += bench(db, a.seconds, levels, a.target, apis, a.loop)
+        if mine := [api for api in apis if api in API_OF[db]]:
+            rows += bench(db, a.seconds, levels, a.target, mine, a.loop)
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2))
     bad = [r for r in rows if r["errors"]]

@@ -16,6 +16,8 @@ from typing import Any
 import structlog
 from grpclib.const import Cardinality, Handler, Status
 from grpclib.exceptions import GRPCError
+from grpclib.protocol import H2Protocol
+from grpclib.server import Handler as ConnHandler
 from grpclib.server import Server, Stream
 
 from raftkv.errors import RaftkvError
@@ -23,6 +25,7 @@ from raftkv.etcdpb import rpc_pb2 as pb
 from raftkv.etcdpb import v3election_pb2 as epb
 from raftkv.server.etcd.errors import EtcdError
 from raftkv.server.etcd.gateway import Gateway
+from raftkv.server.grpc import hpack_cache
 from raftkv.server.grpc.streams import Streams
 from raftkv.server.grpc.unary import UNARY, Rpc
 from raftkv.server.grpc.wire import GRPC_OVERHEAD, recv_one, status_of, to_dict, to_pb
@@ -115,8 +118,28 @@ class _Methods(dict[str, Handler]):
         return Handler(unknown, Cardinality.UNARY_UNARY, None, None)
 
 
+class _Protocol(H2Protocol):
+    """grpclib's HTTP/2 protocol with h2's HPACK coder pair swapped for the caching one
+    (hpack_cache.py: -13% server CPU per unary call, measured on a member)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        hpack_cache.install(self.connection._connection)
+
+
+class _Server(Server):
+    def _protocol_factory(self) -> H2Protocol:
+        """grpclib's own factory (pinned in pyproject.toml), building `_Protocol`."""
+        self.__gc_step__()
+        handler = ConnHandler(
+            self._mapping, self._codec, self._status_details_codec, self.__dispatch__
+        )
+        self._handlers.add(handler)
+        return _Protocol(handler, self._config, self._h2_config)
+
+
 def build(services: Services, gate: StreamGate) -> Server:
-    server = Server([EtcdApi(services, gate)])
+    server = _Server([EtcdApi(services, gate)])
     server._mapping = _Methods(server._mapping)  # grpclib is pinned (pyproject.toml)
     return server
 
