@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -138,8 +138,11 @@ class NodeMetrics:
                 child = self._children[key] = self._requests.labels(*key)
         child.observe(seconds)
 
-    def attach(self, node: Node, extra: dict[str, Any] | None = None) -> None:
-        """Export the node's state at scrape time (`extra`: gauges owned elsewhere)."""
+    def attach(
+        self, node: Node, extra: dict[str, tuple[str, Callable[[], float]]] | None = None
+    ) -> None:
+        """Export the node's state at scrape time (`extra`: name -> (help, read) of
+        gauges owned elsewhere, e.g. the HTTP app's open streams)."""
         self.registry.register(_NodeCollector(node, self, extra or {}))
 
     async def probe_peers(self, node: Node) -> None:
@@ -176,7 +179,9 @@ def _gauge(name: str, doc: str, value: float, **labels: str) -> GaugeMetricFamil
 class _NodeCollector:
     """State read at scrape time."""
 
-    def __init__(self, node: Node, metrics: NodeMetrics, extra: dict[str, Any]) -> None:
+    def __init__(
+        self, node: Node, metrics: NodeMetrics, extra: dict[str, tuple[str, Callable[[], float]]]
+    ) -> None:
         self.node = node
         self.metrics = metrics
         self.extra = extra
@@ -231,8 +236,8 @@ class _NodeCollector:
             "raftkv_server_uptime_seconds", "Seconds since the member started.",
             time.monotonic() - n.started,
         )  # fmt: skip
-        for name, value in self.extra.items():
-            yield _gauge(name, "Open streaming responses (watch, keepalive, snapshot).", value())
+        for name, (doc, read) in self.extra.items():
+            yield _gauge(name, doc, read())
         fell = CounterMetricFamily(
             "raftkv_mvcc_watchers_fell_behind", "Watchers that fell behind the event stream."
         )

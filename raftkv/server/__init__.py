@@ -23,7 +23,10 @@ def build_app(services: Services, cors: frozenset[str] = frozenset()) -> web.App
     app[CORS_KEY] = cors
     app[SELF_ORIGIN_KEY] = services.node.cfg.client_url.rstrip("/")
     gate = app[GATE_KEY] = StreamGate(services.limits.max_streams)  # gRPC's streams too
-    services.node.prom.attach(services.node, {"raftkv_open_streams": lambda: gate.open})
+    services.node.prom.attach(
+        services.node,
+        {"raftkv_open_streams": ("Open streams (watch, keepalive, snapshot).", lambda: gate.open)},
+    )
     v1.add_routes(app, services, gate)
     debug.add_routes(app.router, services.node)  # 404 unless RAFTKV_TEST_MODE=1
     ui.add_routes(app.router)  # the web console at /ui (and / redirects there)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster import Cluster
+from tests.integration.cluster import Cluster, running
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api")
@@ -37,17 +37,8 @@ XSS_KEY = "app/<img src=x onerror=alert(1)>"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("console"), 3)
-    c.start_all()
-    try:
-        c.wait_leader(30)
-        c.wait_healthy()
+    with running(Cluster(tmp_path_factory.mktemp("console"), 3)) as c:
         yield c
-    except BaseException:
-        print(c.logs())
-        raise
-    finally:
-        c.close()
 
 
 def _lease(c: Cluster, name: str, ttl: int) -> int:

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -225,3 +226,19 @@ class Cluster:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(m.proc.pid, signal.SIGKILL)
                 m.proc.wait(10)
+
+
+@contextlib.contextmanager
+def running(c: Cluster) -> Iterator[Cluster]:
+    """Start every member, wait for a leader and health, and yield the cluster; print
+    the members' logs if starting or the body fails; always stop what was started."""
+    c.start_all()
+    try:
+        c.wait_leader(30)
+        c.wait_healthy()
+        yield c
+    except BaseException:
+        print(c.logs())
+        raise
+    finally:
+        c.close()

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from raftkv.etcdpb import rpc_pb2 as pb
 from tests.grpc_helpers import EtcdClient
-from tests.integration.cluster import Cluster
+from tests.integration.cluster import Cluster, running
 
 ROOT = Path(__file__).resolve().parents[2]
 # Series Prometheus makes itself (not exported by a member).
@@ -26,18 +26,9 @@ PROMETHEUS_OWN = {"up"}
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RAFTKV_PEER_PROBE_SECONDS", "0.3")
-        c = Cluster(tmp_path_factory.mktemp("metrics"), 3)
-        c.start_all()
-    try:
-        c.wait_leader(30)
-        c.wait_healthy()
-        yield c
-    except BaseException:
-        print(c.logs())
-        raise
-    finally:
-        c.close()
+        mp.setenv("RAFTKV_PEER_PROBE_SECONDS", "0.3")  # read by the members at start
+        with running(Cluster(tmp_path_factory.mktemp("metrics"), 3)) as c:
+            yield c
 
 
 def scrape(c: Cluster, name: str) -> dict[str, object]:
